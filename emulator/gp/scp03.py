@@ -1,0 +1,228 @@
+"""Card side of SCP03 (GPCS 2.3.1 Amendment D v1.1.2), S8 mode. Sans-I/O.
+
+Bytes in, bytes out: no socket, no clock, no store. The card challenge comes
+from the injected ``random`` or, with i-parameter b5 (``10``), from the
+3-byte sequence counter the caller allocated (and persisted) beforehand.
+
+Handshake (AmdD §6.2): INITIALIZE UPDATE derives S-ENC/S-MAC/S-RMAC from the
+host and card challenges and answers the card cryptogram; EXTERNAL
+AUTHENTICATE checks the host cryptogram and its C-MAC and opens the channel at
+the level in P1. Then every command is C-MACed (chained over a 16-byte value,
+§6.2.4), C-DEC encrypted with an ICV from the encryption counter (§6.2.6),
+and responses carry R-MAC / R-ENC (§6.2.5, §6.2.7) as the level asks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import IntFlag
+
+from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU
+from .crypto import (
+    AES_BLOCK_LEN,
+    SCP03Derivation,
+    aes_cbc_decrypt,
+    aes_cbc_encrypt,
+    aes_cmac,
+    aes_ecb_encrypt,
+    constant_time_equal,
+    pad80,
+    scp03_kdf,
+    unpad80,
+)
+from .keys import SCPVersion, StaticKeys
+from .levels import SecurityLevel
+from .state import ChannelState, SessionBase, lc_bytes, mac_cla, plain_cla, protects_response
+
+__all__ = ["ALLOWED_LEVELS", "CHALLENGE_LEN", "SEQUENCE_COUNTER_MAX", "SCP03Card", "SCP03Option"]
+
+CHALLENGE_LEN = 8  #: S8 mode host/card challenge and cryptogram length
+MAC_LEN = 8  #: S8 mode C-MAC / R-MAC length
+SEQUENCE_COUNTER_LEN = 3
+SEQUENCE_COUNTER_MAX = 0xFFFFFF
+KDD_LEN = 10
+
+#: P1 values of EXTERNAL AUTHENTICATE we accept (gp-scp.md §1.3)
+ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13, 0x33})
+
+
+class SCP03Option(IntFlag):
+    """The i-parameter (AmdD §5.1 table 5-1)."""
+
+    S16 = 0x01  #: 16-byte challenges and MACs (not implemented)
+    PSEUDO_RANDOM_CHALLENGE = 0x10
+    R_MAC = 0x20
+    R_ENC = 0x40
+
+
+class SCP03Card(SessionBase):
+    """One SCP03 session on one logical channel; implements ``SecureSession``."""
+
+    protocol = "SCP03"
+
+    def __init__(
+        self,
+        keys: StaticKeys,
+        *,
+        i: int = 0x70,
+        kdd: bytes = bytes(KDD_LEN),
+        sd_aid: bytes,
+        sequence_counter: int | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if keys.scp != SCPVersion.SCP03:
+            raise ValueError(f"key set {keys.kvn:#04x} is not an SCP03 (AES) key set")
+        if i & ~0x70 or (i & SCP03Option.R_ENC and not i & SCP03Option.R_MAC):
+            raise ValueError(f"unsupported SCP03 i-parameter {i:#04x} (supported: 00, 10, 20, 30, 60, 70)")
+        if len(kdd) != KDD_LEN:
+            raise ValueError(f"kdd must be {KDD_LEN} bytes, got {len(kdd)}")
+        pseudo = bool(i & SCP03Option.PSEUDO_RANDOM_CHALLENGE)
+        if pseudo and (sequence_counter is None or not 0 <= sequence_counter <= SEQUENCE_COUNTER_MAX):
+            raise ValueError("i-parameter 10 needs a sequence counter 0x000000-0xFFFFFF")
+        super().__init__()
+        self._keys = keys
+        self.kvn = keys.kvn
+        self.i = SCP03Option(i)
+        self._kdd = bytes(kdd)
+        self._sd_aid = bytes(sd_aid)
+        self._counter = sequence_counter if pseudo else None
+        self._random = random
+        self._s_enc = self._s_mac = self._s_rmac = b""
+        self._host_challenge = self._card_challenge_value = b""
+        self._chain = bytes(AES_BLOCK_LEN)  # C-MAC chaining value (AmdD §6.2.4)
+        self._enc_counter = 0  # counter of the next protected command (AmdD §6.2.6)
+        self._last_counter = 0  # counter value of the command being answered
+        self._answer_due = False  # the last command was unwrapped and awaits its (R-MACed) answer
+
+    def __repr__(self) -> str:
+        return f"SCP03Card(kvn={self.kvn:#04x}, i={int(self.i):#04x}, state={self.state.name})"
+
+    def _wipe(self) -> None:
+        self._s_enc = self._s_mac = self._s_rmac = b""
+        self._host_challenge = self._card_challenge_value = b""
+        self._chain = bytes(AES_BLOCK_LEN)
+
+    # -- handshake -----------------------------------------------------------
+    def _card_challenge(self) -> bytes:
+        """Random, or KDF(static ENC, 02, counter || SD AID) with i b5 (AmdD §6.2.2.1)."""
+        if self._counter is None:
+            return self._random(CHALLENGE_LEN)
+        context = self._counter.to_bytes(SEQUENCE_COUNTER_LEN, "big") + self._sd_aid
+        return scp03_kdf(self._keys.enc, SCP03Derivation.CARD_CHALLENGE, context, CHALLENGE_LEN * 8)
+
+    def initialize_update(self, cmd: CommandAPDU) -> ResponseAPDU:
+        """Derive the session keys and answer ``KDD || KVN || 03 || i || card challenge || cryptogram [|| counter]``."""
+        self._expect(ChannelState.IDLE, "INITIALIZE UPDATE")
+        if cmd.p2 != 0x00:
+            raise self._fail(SW.INCORRECT_P1P2, f"INITIALIZE UPDATE P2 {cmd.p2:02X}")
+        if len(cmd.data) != CHALLENGE_LEN:
+            raise self._fail(SW.WRONG_LENGTH, "host challenge must be 8 bytes (S8 mode)")
+        host, card = bytes(cmd.data), self._card_challenge()
+        context = host + card
+        keys = self._keys
+        self._s_enc = scp03_kdf(keys.enc, SCP03Derivation.S_ENC, context, len(keys.enc) * 8)
+        self._s_mac = scp03_kdf(keys.mac, SCP03Derivation.S_MAC, context, len(keys.mac) * 8)
+        self._s_rmac = scp03_kdf(keys.mac, SCP03Derivation.S_RMAC, context, len(keys.mac) * 8)
+        self._host_challenge, self._card_challenge_value = host, card
+        cryptogram = scp03_kdf(self._s_mac, SCP03Derivation.CARD_CRYPTOGRAM, context, CHALLENGE_LEN * 8)
+        data = self._kdd + bytes((self.kvn, SCPVersion.SCP03, int(self.i))) + card + cryptogram
+        if self._counter is not None:
+            data += self._counter.to_bytes(SEQUENCE_COUNTER_LEN, "big")
+        self.state = ChannelState.CHALLENGED
+        return ResponseAPDU(data)
+
+    def external_authenticate(self, cmd: CommandAPDU) -> ResponseAPDU:
+        """Check the host cryptogram; open the channel at the level in P1 (AmdD §7.2).
+
+        A wrong cryptogram or MAC answers 6300 (not 6982) so host tools can tell
+        wrong keys from a wrong command sequence; either way the session is wiped.
+        """
+        self._expect(ChannelState.CHALLENGED, "EXTERNAL AUTHENTICATE")
+        if not cmd.secure_messaging:
+            raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "EXTERNAL AUTHENTICATE without C-MAC")
+        if cmd.p2 != 0x00 or cmd.p1 not in ALLOWED_LEVELS:
+            raise self._fail(SW.INCORRECT_P1P2, f"security level {cmd.p1:02X}")
+        level = SecurityLevel(cmd.p1)
+        if level & SecurityLevel.R_MAC and not self.i & SCP03Option.R_MAC:
+            raise self._fail(SW.INCORRECT_P1P2, "R-MAC not allowed by the i-parameter")
+        if level & SecurityLevel.R_ENCRYPTION and not self.i & SCP03Option.R_ENC:
+            raise self._fail(SW.INCORRECT_P1P2, "R-ENC not allowed by the i-parameter")
+        if len(cmd.data) != CHALLENGE_LEN + MAC_LEN:
+            raise self._fail(SW.WRONG_LENGTH, "EXTERNAL AUTHENTICATE data must be 16 bytes")
+        host_cryptogram, mac = cmd.data[:CHALLENGE_LEN], cmd.data[CHALLENGE_LEN:]
+        context = self._host_challenge + self._card_challenge_value
+        expected = scp03_kdf(self._s_mac, SCP03Derivation.HOST_CRYPTOGRAM, context, CHALLENGE_LEN * 8)
+        full_mac = self._c_mac(cmd, host_cryptogram, bytes(AES_BLOCK_LEN))
+        ok_mac = constant_time_equal(full_mac[:MAC_LEN], mac)
+        ok_crypto = constant_time_equal(expected, host_cryptogram)
+        if not (ok_mac and ok_crypto):
+            raise self._fail(SW.VERIFY_FAILED, "host cryptogram or its C-MAC is wrong")
+        self._chain = full_mac
+        self._enc_counter = 1
+        self._level = level
+        self.state = ChannelState.OPEN
+        return ResponseAPDU()
+
+    # -- command protection --------------------------------------------------
+    def _c_mac(self, cmd: CommandAPDU, body: bytes, chain: bytes) -> bytes:
+        lc = len(body) + MAC_LEN
+        header = bytes((mac_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2)) + lc_bytes(lc, cmd.extended)
+        return aes_cmac(self._s_mac, chain + header + body)
+
+    def unwrap(self, cmd: CommandAPDU) -> CommandAPDU:
+        """Verify the C-MAC, then decrypt with this command's counter (AmdD §6.2.4, §6.2.6).
+
+        The encryption counter advances for every protected command, with or
+        without data (gp-scp.md §2.5). Any failure closes the session: 6982.
+        """
+        self._check_open_for_unwrap(cmd)
+        level = self._level
+        body, mac = cmd.data[:-MAC_LEN], cmd.data[-MAC_LEN:]
+        full_mac = self._c_mac(cmd, body, self._chain)
+        if not constant_time_equal(full_mac[:MAC_LEN], mac):
+            raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-MAC verification failed")
+        self._chain = full_mac
+        self._answer_due = True
+        counter = self._enc_counter
+        self._last_counter = counter
+        self._enc_counter += 1
+        if body and level & SecurityLevel.C_DECRYPTION:
+            if len(body) % AES_BLOCK_LEN:
+                raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-DEC data is not a block multiple")
+            icv = aes_ecb_encrypt(self._s_enc, counter.to_bytes(AES_BLOCK_LEN, "big"))
+            try:
+                body = unpad80(aes_cbc_decrypt(self._s_enc, icv, body), AES_BLOCK_LEN)
+            except ValueError:
+                raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-DEC padding is wrong") from None
+        return CommandAPDU(plain_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2, body, cmd.ne, cmd.extended)
+
+    # -- response protection -------------------------------------------------
+    def wrap(self, resp: ResponseAPDU) -> ResponseAPDU:
+        """R-ENC then R-MAC (AmdD §6.2.5, §6.2.7); error SWs go back bare.
+
+        Only the answer to a command that came through :meth:`unwrap` is
+        protected; commands outside secure messaging (MANAGE CHANNEL) are not.
+        """
+        level = self._level
+        due, self._answer_due = self._answer_due, False
+        if self.state is not ChannelState.OPEN or not level & SecurityLevel.R_MAC or not due:
+            return resp
+        if not protects_response(resp.sw):
+            return ResponseAPDU(sw=resp.sw)
+        data = resp.data
+        if data and level & SecurityLevel.R_ENCRYPTION:
+            icv_block = b"\x80" + self._last_counter.to_bytes(AES_BLOCK_LEN - 1, "big")
+            icv = aes_ecb_encrypt(self._s_enc, icv_block)
+            data = aes_cbc_encrypt(self._s_enc, icv, pad80(data, AES_BLOCK_LEN))
+        rmac = aes_cmac(self._s_rmac, self._chain + data + resp.sw.to_bytes(2, "big"))[:MAC_LEN]
+        return ResponseAPDU(data + rmac, resp.sw)
+
+    # -- sensitive data ------------------------------------------------------
+    def decrypt_key(self, block: bytes) -> bytes:
+        """Decrypt a PUT KEY key component: AES-CBC, IV 0, static DEK (gp-scp.md §1.6)."""
+        if self.state is not ChannelState.OPEN:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "SCP03: no open session for key decryption")
+        if not block or len(block) % AES_BLOCK_LEN:
+            raise CardError(SW.WRONG_DATA, "encrypted key is not a block multiple")
+        return aes_cbc_decrypt(self._keys.dek, bytes(AES_BLOCK_LEN), block)
