@@ -1,0 +1,388 @@
+"""The PIV card edge of NIST SP 800-73-4 part 2 §3: the standard commands.
+
+:class:`PIVCardEdge` answers SELECT, GET/PUT DATA, VERIFY, CHANGE
+REFERENCE DATA, RESET RETRY COUNTER, GENERAL AUTHENTICATE and GENERATE
+ASYMMETRIC KEY PAIR, and hands INITIALIZE UPDATE / EXTERNAL AUTHENTICATE
+to the ISD's secure channel service (GP API ``SecureChannel``; design.md).
+The YubiKey vendor commands live in the subclass :class:`~.applet.PIVApplet`.
+
+Security status is per logical channel and transient: a ``reset()`` or a
+``deselect()`` drops it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+from typing import Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ...iso7816 import SW, TLV, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
+from ..base import Applet, CommandContext, command
+from ..isd import ISD_AID
+from .consts import (
+    ASYMMETRIC_SLOTS,
+    EC_ALGORITHMS,
+    INS,
+    MGMT_ALGORITHMS,
+    PIN_LEN,
+    PIV_AID,
+    PIV_RID,
+    RSA_ALGORITHMS,
+    Algorithm,
+    KeyRef,
+    Origin,
+    PinPolicy,
+    PIVTag,
+    TouchPolicy,
+)
+from .credentials import Credential, Credentials, check_pin_format
+from .keys import KeyRecord, ecdh, ecdsa_sign, generate_private_key, public_key_tlvs, rsa_private_operation
+from .objects import MAX_OBJECT_LEN, ObjectID, ReadAccess, is_valid_object, read_access
+from .state import Changes, PendingAuth, PIVState, SecurityStatus, resolve_policies
+
+__all__ = ["PIVCardEdge", "SecureChannelService"]
+
+log = logging.getLogger(__name__)
+
+_ALL_DATA_P1P2 = (0x3F, 0xFF)  #: P1 P2 of GET DATA / PUT DATA (part 2 §3.1.2)
+_RESET_STATUS_P1 = 0xFF  #: VERIFY P1 FF: reset the security status (part 2 §3.2.1)
+#: algorithms announced in the application property template
+_ADVERTISED = (*MGMT_ALGORITHMS, *RSA_ALGORITHMS, *EC_ALGORITHMS)
+
+
+@runtime_checkable
+class SecureChannelService(Protocol):
+    """The ISD's secure channel, offered to applications (emulator/gp/service.py)."""
+
+    def initialize_update(self, cmd: CommandAPDU, ctx: CommandContext, *, sd_aid: bytes) -> ResponseAPDU:
+        """Start a session on ``ctx``'s channel with the keys of the security domain ``sd_aid``."""
+        ...
+
+    def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """Finish ``ctx.session`` (6985 without one); a failure ends the session."""
+        ...
+
+
+def single_tlv(data: bytes, tag: int) -> TLV:
+    """The command data as exactly one ``tag`` TLV, else 6A80."""
+    items = parse_tlvs(data)
+    if len(items) != 1 or items[0].tag != tag:
+        raise CardError(SW.WRONG_DATA, f"expected one {tag:X} template")
+    return items[0]
+
+
+def children(template: TLV) -> dict[int, bytes]:
+    """Children of a template by tag; a tag present twice is 6A80."""
+    out: dict[int, bytes] = {}
+    for item in template.children():
+        if item.tag in out:
+            raise CardError(SW.WRONG_DATA, f"tag {item.tag:X} twice")
+        out[item.tag] = item.value
+    return out
+
+
+def policy_byte(raw: bytes | None, kind: type[PinPolicy] | type[TouchPolicy]) -> PinPolicy | TouchPolicy:
+    if raw is None:
+        return kind(0)
+    if len(raw) != 1:
+        raise CardError(SW.WRONG_DATA, f"{kind.__name__} is one byte")
+    try:
+        return kind(raw[0])
+    except ValueError:
+        raise CardError(SW.WRONG_DATA, f"{kind.__name__} {raw[0]:02X}") from None
+
+
+class PIVCardEdge(Applet):
+    name = "piv"
+
+    def __init__(self, state: PIVState, *, secure_channel: SecureChannelService | None = None) -> None:
+        super().__init__(PIV_AID)
+        self.state = state
+        self.secure_channel = secure_channel
+        self._status: dict[int, SecurityStatus] = {}
+
+    # -- transient state -------------------------------------------------------
+    def status(self, ctx: CommandContext) -> SecurityStatus:
+        return self._status.setdefault(ctx.channel, SecurityStatus())
+
+    def reset(self) -> None:
+        self._status.clear()
+
+    def deselect(self, channel: int) -> None:
+        self._status.pop(channel, None)
+
+    def process(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """Dispatch; a "PIN Always" verification lasts exactly one following command.
+
+        SP 800-73-4 part 1 §3.3.3: the PIN must be verified immediately before
+        each use of such a key, so any command but VERIFY ends it (yubico-piv-tool
+        relies on this to drop it with an arbitrary GET DATA).
+        """
+        st = self.status(ctx)
+        try:
+            return super().process(cmd, ctx)
+        finally:
+            if cmd.ins != INS.VERIFY:
+                st.pin_always = False
+
+    @staticmethod
+    def require_mgmt(st: SecurityStatus) -> None:
+        if not st.mgmt_authenticated:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "card management key not authenticated")
+
+    # -- SELECT (part 2 §3.1.1) --------------------------------------------------
+    def select(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        algorithms = b"".join(encode_tlv(PIVTag.ALGORITHM, bytes((a,))) for a in _ADVERTISED)
+        body = [
+            encode_tlv(PIVTag.AID, PIV_AID[len(PIV_RID) :]),
+            encode_tlv(PIVTag.COEXISTENT_TAG_ALLOCATION_AUTHORITY, encode_tlv(PIVTag.AID, PIV_RID)),
+        ]
+        if self.state.config.label:
+            body.append(encode_tlv(PIVTag.APPLICATION_LABEL, self.state.config.label.encode()))
+        body.append(encode_tlv(PIVTag.CRYPTOGRAPHIC_ALGORITHMS, algorithms + encode_tlv(PIVTag.OID, b"")))
+        return ResponseAPDU(encode_tlv(PIVTag.APPLICATION_PROPERTY_TEMPLATE, body))
+
+    # -- data objects (part 2 §3.1.2, §3.3.2) -------------------------------------
+    @command(INS.GET_DATA)
+    def get_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if (cmd.p1, cmd.p2) != _ALL_DATA_P1P2:
+            raise CardError(SW.INCORRECT_P1P2, "GET DATA takes P1P2 3FFF")
+        tag_list = single_tlv(cmd.data, PIVTag.TAG_LIST).value
+        if not 1 <= len(tag_list) <= 3:
+            raise CardError(SW.WRONG_DATA, "object tag must be 1-3 bytes")
+        tag = int.from_bytes(tag_list, "big")
+        if not is_valid_object(tag):
+            raise CardError(SW.FILE_NOT_FOUND, f"no object {tag:X}")
+        if read_access(tag) is ReadAccess.PIN and not self.status(ctx).pin_verified:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, f"object {tag:X} needs the PIN")
+        value = self.state.get_object(tag)
+        if value is None:
+            raise CardError(SW.FILE_NOT_FOUND, f"object {tag:X} is empty")
+        wrapper = PIVTag.DISCOVERY if tag == ObjectID.DISCOVERY else PIVTag.DATA
+        return ResponseAPDU(encode_tlv(wrapper, value))
+
+    @command(INS.PUT_DATA)
+    def put_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """PUT DATA: ``5C tag 53 content`` (``7E content`` for discovery); empty content deletes."""
+        if (cmd.p1, cmd.p2) != _ALL_DATA_P1P2:
+            raise CardError(SW.INCORRECT_P1P2, "PUT DATA takes P1P2 3FFF")
+        self.require_mgmt(self.status(ctx))
+        items = parse_tlvs(cmd.data)
+        if len(items) == 1 and items[0].tag == PIVTag.DISCOVERY:
+            tag, value = int(ObjectID.DISCOVERY), items[0].value
+        elif len(items) == 2 and (items[0].tag, items[1].tag) == (PIVTag.TAG_LIST, PIVTag.DATA):
+            if not 1 <= len(items[0].value) <= 3:
+                raise CardError(SW.WRONG_DATA, "object tag must be 1-3 bytes")
+            tag, value = int.from_bytes(items[0].value, "big"), items[1].value
+        else:
+            raise CardError(SW.WRONG_DATA, "PUT DATA expects 5C + 53 or 7E")
+        if not is_valid_object(tag):
+            raise CardError(SW.WRONG_DATA, f"object {tag:X} cannot be written")
+        if len(value) > MAX_OBJECT_LEN:
+            raise CardError(SW.NOT_ENOUGH_MEMORY, f"object of {len(value)} bytes")
+        self.state.write(self.state.object_change(tag, value or None))
+        log.debug("object %X %s", tag, "written" if value else "deleted")
+        return ResponseAPDU()
+
+    # -- PIN and PUK (part 2 §3.2.1-3.2.3) ---------------------------------------
+    @command(INS.VERIFY)
+    def verify(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        st = self.status(ctx)
+        if cmd.p2 != KeyRef.PIN:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"VERIFY key reference {cmd.p2:02X}")
+        if cmd.p1 == _RESET_STATUS_P1:
+            if cmd.data:
+                raise CardError(SW.WRONG_LENGTH, "VERIFY P1 FF takes no data")
+            st.pin_verified = st.pin_always = False
+            return ResponseAPDU()
+        if cmd.p1 != 0x00:
+            raise CardError(SW.INCORRECT_P1P2, f"VERIFY P1 {cmd.p1:02X}")
+        if not cmd.data:  # status query: spends no try
+            if st.pin_verified:
+                return ResponseAPDU()
+            raise CardError(self.state.credentials.status(KeyRef.PIN), "PIN status")
+        if len(cmd.data) != PIN_LEN:
+            raise CardError(SW.WRONG_DATA, "the PIN is sent padded to 8 bytes")
+        st.pin_verified = st.pin_always = False  # a failed VERIFY leaves the PIN unverified
+        self.state.credentials.check(KeyRef.PIN, cmd.data)
+        st.pin_verified = st.pin_always = True
+        log.debug("PIN verified on channel %d", ctx.channel)
+        return ResponseAPDU()
+
+    @command(INS.CHANGE_REFERENCE_DATA)
+    def change_reference_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if cmd.p1 != 0x00:
+            raise CardError(SW.INCORRECT_P1P2, f"CHANGE REFERENCE DATA P1 {cmd.p1:02X}")
+        if cmd.p2 not in (KeyRef.PIN, KeyRef.PUK):
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"key reference {cmd.p2:02X}")
+        ref = KeyRef(cmd.p2)
+        old, new = self._two_values(cmd.data)
+        st = self.status(ctx)
+        if ref is KeyRef.PIN:
+            st.pin_verified = st.pin_always = False
+
+        def replace_value(cred: Credential) -> Changes:
+            check_pin_format(new, digits_only=ref is KeyRef.PIN)
+            return Credentials.record(ref, Credential(new, cred.retries, cred.retries))
+
+        self.state.credentials.check(ref, old, on_match=replace_value)
+        if ref is KeyRef.PIN:
+            st.pin_verified = True
+        log.info("%s changed", ref.name)
+        return ResponseAPDU()
+
+    @command(INS.RESET_RETRY_COUNTER)
+    def reset_retry_counter(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """Unblock the PIN with the PUK and set a new PIN (part 2 §3.2.3)."""
+        if cmd.p1 != 0x00:
+            raise CardError(SW.INCORRECT_P1P2, f"RESET RETRY COUNTER P1 {cmd.p1:02X}")
+        if cmd.p2 != KeyRef.PIN:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"key reference {cmd.p2:02X}")
+        puk, new_pin = self._two_values(cmd.data)
+        pin = self.state.credentials.get(KeyRef.PIN)
+        st = self.status(ctx)
+        st.pin_verified = st.pin_always = False
+
+        def new_pin_record(_: Credential) -> Changes:
+            check_pin_format(new_pin, digits_only=True)
+            return Credentials.record(KeyRef.PIN, Credential(new_pin, pin.retries, pin.retries))
+
+        self.state.credentials.check(KeyRef.PUK, puk, on_match=new_pin_record)
+        log.info("PIN reset with the PUK")
+        return ResponseAPDU()
+
+    @staticmethod
+    def _two_values(data: bytes) -> tuple[bytes, bytes]:
+        if len(data) != 2 * PIN_LEN:
+            raise CardError(SW.WRONG_DATA, "expected two values of 8 bytes")
+        return data[:PIN_LEN], data[PIN_LEN:]
+
+    # -- GENERAL AUTHENTICATE (part 2 §3.2.4, Appendix A) -----------------------------
+    @command(INS.GENERAL_AUTHENTICATE)
+    def general_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        items = children(single_tlv(cmd.data, PIVTag.DYNAMIC_AUTH_TEMPLATE))
+        st = self.status(ctx)
+        if cmd.p2 == KeyRef.CARD_MANAGEMENT:
+            return self._authenticate_mgmt(cmd.p1, items, st)
+        if cmd.p2 not in ASYMMETRIC_SLOTS:
+            raise CardError(SW.INCORRECT_P1P2, f"GENERAL AUTHENTICATE key reference {cmd.p2:02X}")
+        return self._use_private_key(cmd.p1, cmd.p2, items, st)
+
+    def _authenticate_mgmt(self, alg: int, items: dict[int, bytes], st: SecurityStatus) -> ResponseAPDU:
+        """Witness (mutual) or challenge (external) authentication with the 9B key."""
+        key = self.state.credentials.management_key()
+        if alg != key.algorithm:
+            raise CardError(SW.INCORRECT_P1P2, f"management key is {key.algorithm.name}, not {alg:02X}")
+        size = key.block_size
+        witness = items.get(PIVTag.WITNESS)
+        challenge = items.get(PIVTag.CHALLENGE)
+        response = items.get(PIVTag.RESPONSE)
+
+        def answer(tag: int, value: bytes) -> ResponseAPDU:
+            return ResponseAPDU(encode_tlv(PIVTag.DYNAMIC_AUTH_TEMPLATE, encode_tlv(tag, value)))
+
+        if witness == b"" and challenge is None and response is None:  # mutual, step 1
+            st.pending, st.expected = PendingAuth.WITNESS, os.urandom(size)
+            return answer(PIVTag.WITNESS, key.encrypt(st.expected))
+        if witness:  # mutual, step 2: host decrypted our witness and challenges us
+            ok = st.pending is PendingAuth.WITNESS and hmac.compare_digest(witness, st.expected)
+            st.end_exchange()
+            if not ok or challenge is None or len(challenge) != size:
+                st.mgmt_authenticated = False
+                raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "management key witness mismatch")
+            st.mgmt_authenticated = True
+            log.debug("management key authenticated (mutual)")
+            return answer(PIVTag.RESPONSE, key.encrypt(challenge))
+        if challenge == b"" and response is None and witness is None:  # external, step 1
+            nonce = os.urandom(size)
+            st.pending, st.expected = PendingAuth.CHALLENGE, key.encrypt(nonce)
+            return answer(PIVTag.CHALLENGE, nonce)
+        if response and witness is None and challenge is None:  # external, step 2
+            ok = st.pending is PendingAuth.CHALLENGE and hmac.compare_digest(response, st.expected)
+            st.end_exchange()
+            st.mgmt_authenticated = ok
+            if not ok:
+                raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "management key response mismatch")
+            log.debug("management key authenticated (challenge)")
+            return ResponseAPDU()
+        if challenge and response == b"" and len(challenge) == size:  # internal: the card proves the key
+            return answer(PIVTag.RESPONSE, key.encrypt(challenge))
+        st.end_exchange()
+        raise CardError(SW.WRONG_DATA, "unexpected dynamic authentication template")
+
+    def _use_private_key(self, alg: int, slot: int, items: dict[int, bytes], st: SecurityStatus) -> ResponseAPDU:
+        record = self.state.key(slot)
+        if record is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key in slot {slot:02X}")
+        if alg != record.algorithm:
+            raise CardError(SW.INCORRECT_P1P2, f"slot {slot:02X} holds {record.algorithm.name}, not {alg:02X}")
+        self._check_pin_policy(record, st)
+        if items.get(PIVTag.RESPONSE) != b"":
+            raise CardError(SW.WRONG_DATA, "expected an empty response tag 82")
+        key = self.state.private_key(record)
+        point = items.get(PIVTag.EXPONENTIATION)
+        challenge = items.get(PIVTag.CHALLENGE)
+        if point is not None and isinstance(key, ec.EllipticCurvePrivateKey):
+            result = ecdh(key, point)
+        elif challenge and isinstance(key, rsa.RSAPrivateKey):
+            result = rsa_private_operation(key, challenge)
+        elif challenge and isinstance(key, ec.EllipticCurvePrivateKey):
+            result = ecdsa_sign(key, challenge)
+        else:
+            raise CardError(SW.WRONG_DATA, "expected 81 challenge, or 85 peer point for an EC key")
+        log.debug("private key operation with slot %02X", slot)
+        body = encode_tlv(PIVTag.RESPONSE, result)
+        return ResponseAPDU(encode_tlv(PIVTag.DYNAMIC_AUTH_TEMPLATE, body))
+
+    @staticmethod
+    def _check_pin_policy(record: KeyRecord, st: SecurityStatus) -> None:
+        if record.pin_policy is PinPolicy.ALWAYS:
+            allowed = st.pin_always  # VERIFY was the command just before (see process)
+        else:
+            allowed = record.pin_policy is PinPolicy.NEVER or st.pin_verified
+        if not allowed:
+            raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, f"key needs the PIN ({record.pin_policy.name})")
+
+    # -- GENERATE ASYMMETRIC KEY PAIR (part 2 §3.3.2) ---------------------------------
+    @command(INS.GENERATE_ASYMMETRIC_KEY_PAIR)
+    def generate_key_pair(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if cmd.p1 != 0x00 or cmd.p2 not in ASYMMETRIC_SLOTS:
+            raise CardError(SW.INCORRECT_P1P2, f"GENERATE P1P2 {cmd.p1:02X}{cmd.p2:02X}")
+        self.require_mgmt(self.status(ctx))
+        items = children(single_tlv(cmd.data, PIVTag.CRYPTOGRAPHIC_ALGORITHMS))
+        raw_alg = items.get(PIVTag.ALGORITHM, b"")
+        if len(raw_alg) != 1 or raw_alg[0] not in (*RSA_ALGORITHMS, *EC_ALGORITHMS):
+            raise CardError(SW.WRONG_DATA, "unsupported algorithm")
+        pin, touch = resolve_policies(
+            cmd.p2,
+            PinPolicy(policy_byte(items.get(PIVTag.PIN_POLICY), PinPolicy)),
+            TouchPolicy(policy_byte(items.get(PIVTag.TOUCH_POLICY), TouchPolicy)),
+        )
+        alg = Algorithm(raw_alg[0])
+        key = generate_private_key(alg)
+        record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.GENERATED)
+        self.state.write(self.state.key_change(cmd.p2, record))  # key + metadata: one transaction
+        log.info("generated a %s key in slot %02X", alg.name, cmd.p2)
+        return ResponseAPDU(encode_tlv(PIVTag.PUBLIC_KEY_TEMPLATE, public_key_tlvs(key.public_key())))
+
+    # -- secure channel, delegated to the ISD (design.md) ------------------------------
+    @command(INS.INITIALIZE_UPDATE)
+    def initialize_update(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if not cmd.proprietary:
+            raise CardError(SW.INS_NOT_SUPPORTED, "INITIALIZE UPDATE needs CLA 80")
+        if self.secure_channel is None:
+            raise CardError(SW.INS_NOT_SUPPORTED, "no secure channel service on this card")
+        return self.secure_channel.initialize_update(cmd, ctx, sd_aid=ISD_AID)
+
+    @command(INS.EXTERNAL_AUTHENTICATE)
+    def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if not cmd.proprietary:
+            raise CardError(SW.INS_NOT_SUPPORTED, "EXTERNAL AUTHENTICATE needs CLA 84")
+        if ctx.session is None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED, "EXTERNAL AUTHENTICATE without INITIALIZE UPDATE")
+        if self.secure_channel is None:  # pragma: no cover - a session needs the service
+            return ctx.session.external_authenticate(cmd)
+        return self.secure_channel.external_authenticate(cmd, ctx)

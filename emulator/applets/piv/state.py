@@ -1,0 +1,184 @@
+"""The PIV applet's state: persistent (store namespace) and transient (per channel).
+
+Persistent, one store key each, so every command changes them in one
+transaction (``put_many``):
+
+========================  ==================================================
+``pin``, ``puk``          :class:`~.credentials.Credential` (value, counters)
+``mgmt``                  :class:`~.credentials.ManagementKey`
+``serial``                4 bytes, random at card creation
+``key/<slot>``            :class:`~.keys.KeyRecord` (key and its metadata)
+``obj/<tag>``             a data object's content (inside its 53 / 7E)
+========================  ==================================================
+
+Transient (:class:`SecurityStatus`): PIN verified, management key
+authenticated, a challenge waiting for its answer. Lost on reset and
+deselection (design.md "Card state").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from ...store import Namespace
+from .certs import self_signed_certificate
+from .config import PIVConfig
+from .consts import Algorithm, KeyRef, Origin, PinPolicy, TouchPolicy
+from .credentials import Credential, Credentials
+from .keys import KeyRecord, PrivateKey, generate_private_key
+from .objects import ObjectID, cert_object_for_slot, certificate_object, default_ccc, default_chuid, default_discovery
+
+__all__ = ["Changes", "PIVState", "PendingAuth", "SecurityStatus", "default_pin_policy"]
+
+log = logging.getLogger(__name__)
+
+Changes = dict[str, bytes | None]
+SERIAL_LEN = 4
+
+
+def default_pin_policy(slot: int) -> PinPolicy:
+    """SP 800-73-4 part 1 Table 4b: 9C is "PIN Always", 9E and F9 need no PIN, the rest once."""
+    if slot == KeyRef.SIGNATURE:
+        return PinPolicy.ALWAYS
+    if slot in (KeyRef.CARD_AUTHENTICATION, KeyRef.ATTESTATION):
+        return PinPolicy.NEVER
+    return PinPolicy.ONCE
+
+
+def resolve_policies(slot: int, pin: PinPolicy, touch: TouchPolicy) -> tuple[PinPolicy, TouchPolicy]:
+    return (
+        default_pin_policy(slot) if pin is PinPolicy.DEFAULT else pin,
+        TouchPolicy.NEVER if touch is TouchPolicy.DEFAULT else touch,
+    )
+
+
+class PendingAuth(Enum):
+    NONE = auto()  #: no GENERAL AUTHENTICATE with 9B in progress
+    WITNESS = auto()  #: mutual: encrypted witness sent, awaiting the decrypted one
+    CHALLENGE = auto()  #: external: challenge sent, awaiting its encryption
+
+
+@dataclass
+class SecurityStatus:
+    """Security status of the PIV application on one logical channel (transient)."""
+
+    pin_verified: bool = False
+    #: a VERIFY allows one use of a key whose PIN policy is ALWAYS (9C)
+    pin_always: bool = False
+    mgmt_authenticated: bool = False
+    pending: PendingAuth = PendingAuth.NONE
+    #: witness or challenge answer the card waits for
+    expected: bytes = field(default=b"", repr=False)
+
+    def end_exchange(self) -> None:
+        self.pending = PendingAuth.NONE
+        self.expected = b""
+
+
+class PIVState:
+    """Typed access to the applet's namespace; creates a new card's state."""
+
+    def __init__(self, store: Namespace, config: PIVConfig) -> None:
+        self.store = store
+        self.config = config
+        self.credentials = Credentials(store)
+        self._keys: dict[bytes, PrivateKey] = {}
+
+    # -- creation ---------------------------------------------------------------
+    @property
+    def provisioned(self) -> bool:
+        return self.store.get("pin") is not None
+
+    def provision(self) -> None:
+        """First start: write everything a new card holds in one transaction."""
+        changes: Changes = {"serial": os.urandom(SERIAL_LEN)}
+        changes |= self.factory_credentials()
+        changes |= self.fresh_identity()
+        attest_key = generate_private_key(Algorithm.ECCP256)
+        changes |= self.key_change(
+            KeyRef.ATTESTATION,
+            KeyRecord.create(
+                attest_key, pin_policy=PinPolicy.NEVER, touch_policy=TouchPolicy.NEVER, origin=Origin.GENERATED
+            ),
+        )
+        attest_cert = self_signed_certificate(attest_key, self.config.attestation_subject, ca=True)
+        changes |= self.object_change(ObjectID.ATTESTATION_CERT, certificate_object(attest_cert))
+        for spec in self.config.keys:
+            key = generate_private_key(spec.algorithm)
+            pin, touch = resolve_policies(spec.slot, spec.pin_policy, spec.touch_policy)
+            record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.GENERATED)
+            changes |= self.key_change(spec.slot, record)
+            if spec.self_signed_subject:
+                cert = self_signed_certificate(key, spec.self_signed_subject)
+                changes |= self.object_change(cert_object_for_slot(spec.slot), certificate_object(cert))
+        self.store.put_many(changes)
+        log.info("provisioned a new PIV applet with %d key(s) from the profile", len(self.config.keys))
+
+    def factory_credentials(self) -> Changes:
+        """PIN, PUK and management key as the profile sets them."""
+        cfg = self.config
+        return {
+            **Credentials.record(KeyRef.PIN, Credential(cfg.pin, cfg.pin_retries, cfg.pin_retries)),
+            **Credentials.record(KeyRef.PUK, Credential(cfg.puk, cfg.puk_retries, cfg.puk_retries)),
+            "mgmt": bytes(cfg.management_key),
+        }
+
+    def fresh_identity(self) -> Changes:
+        """A CHUID with a new random GUID, a CCC and the discovery object."""
+        return {
+            **self.object_change(ObjectID.CHUID, default_chuid()),
+            **self.object_change(ObjectID.CCC, default_ccc()),
+            **self.object_change(ObjectID.DISCOVERY, default_discovery()),
+        }
+
+    def wipe(self) -> Changes:
+        """Changes that delete every key and object except the attestation key and its certificate."""
+        keep = {_key_name(KeyRef.ATTESTATION), _object_name(ObjectID.ATTESTATION_CERT), "serial"}
+        stored = self.store.keys()
+        changes: Changes = {name: None for name in stored if name not in keep}
+        return changes | self.factory_credentials() | self.fresh_identity()
+
+    # -- reading ----------------------------------------------------------------
+    @property
+    def serial(self) -> int:
+        raw = self.store.get("serial") or bytes(SERIAL_LEN)
+        return int.from_bytes(raw, "big")
+
+    def key(self, slot: int) -> KeyRecord | None:
+        raw = self.store.get(_key_name(slot))
+        return None if raw is None else KeyRecord.from_bytes(raw)
+
+    def private_key(self, record: KeyRecord) -> PrivateKey:
+        """The loaded key of a record (parsed DER is cached by value)."""
+        key = self._keys.get(record.der)
+        if key is None:
+            key = record.private_key()
+            self._keys = {record.der: key, **dict(list(self._keys.items())[:15])}
+        return key
+
+    def get_object(self, tag: int) -> bytes | None:
+        return self.store.get(_object_name(tag))
+
+    # -- writing ----------------------------------------------------------------
+    @staticmethod
+    def key_change(slot: int, record: KeyRecord | None) -> Changes:
+        return {_key_name(slot): None if record is None else bytes(record)}
+
+    @staticmethod
+    def object_change(tag: int, value: bytes | None) -> Changes:
+        return {_object_name(tag): value}
+
+    def write(self, changes: Changes) -> None:
+        """Commit ``changes`` in one transaction."""
+        self.store.put_many(changes)
+
+
+def _key_name(slot: int) -> str:
+    return f"key/{slot:02x}"
+
+
+def _object_name(tag: int) -> str:
+    return f"obj/{tag:x}"
