@@ -1,0 +1,1 @@
+"""Host-side Windows-minidriver-style smart card library over PC/SC (never imports `emulator`)."""

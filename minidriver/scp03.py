@@ -1,0 +1,390 @@
+"""Host side of SCP03 (GPC Card Specification v2.3 Amendment D), S8 mode, sans-I/O.
+
+Bytes in, bytes out: the caller transmits what :class:`SCP03Host` builds and
+feeds back what the card answered. The life cycle and its states are described
+in :mod:`minidriver.scpbase`. In short::
+
+    host = SCP03Host(keys, sd_aid=ISD_AID)
+    iu = host.initialize_update_apdu()          # send; card answers data + 9000
+    host.process_initialize_update_response(data)   # checks the card cryptogram
+    ea = host.external_authenticate_apdu(SecurityLevel(0x33))   # send; expect 9000
+    wire = host.wrap(plain_command)             # C-MAC (+ C-DECRYPTION)
+    plain = host.unwrap(card_response)          # R-MAC (+ R-ENCRYPTION) checked
+
+Covered: i = 00/10/20/30/60/70, levels 00/01/03/11/13/33, AES-128/192/256.
+S16 mode (i bit 01) is refused. Keys, cryptograms and decrypted data are never
+logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from minidriver import gpcrypto
+from minidriver.scpbase import (
+    CHALLENGE_LEN,
+    CLA_SM,
+    CRYPTOGRAM_LEN,
+    INS,
+    KDD_LEN,
+    MAC_LEN,
+    MAX_SHORT_LC,
+    SW,
+    AuthenticationError,
+    ChannelState,
+    CommandAPDU,
+    IntegrityError,
+    SCPError,
+    SCPStateError,
+    SecurityLevel,
+    StaticKeys,
+    check_channel,
+    check_cla_for_sm,
+    initialize_update_apdu,
+    is_success_or_warning,
+    split_response,
+)
+from minidriver.scpkeys import AESKeyEncoding, PutKeyCommand, put_key_data_aes
+
+__all__ = ["SCP03_LEVELS", "SCP03Host", "SCP03InitResponse", "SCP03Param"]
+
+log = logging.getLogger(__name__)
+
+SCP_ID = 0x03
+SEQUENCE_COUNTER_LEN = 3
+BLOCK = gpcrypto.AES_BLOCK_LEN
+
+#: EXTERNAL AUTHENTICATE P1 values defined for SCP03 (Amd D §7.1.2).
+SCP03_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13, 0x33})
+#: i-parameter values this host accepts (Amd D §5.1); all S8.
+SUPPORTED_I = frozenset({0x00, 0x10, 0x20, 0x30, 0x60, 0x70})
+
+
+class SCP03Param(IntEnum):
+    """Bits of the SCP03 i-parameter (Amd D §5.1)."""
+
+    S16 = 0x01  #: 16-byte challenges, cryptograms and MACs (not supported here)
+    PSEUDO_RANDOM = 0x10  #: card challenge derived from a sequence counter
+    R_MAC = 0x20  #: R-MAC supported
+    R_ENCRYPTION = 0x40  #: R-ENCRYPTION supported (with R-MAC)
+
+
+class KDFConstant(IntEnum):
+    """Derivation constants of the SCP03 KDF (Amd D §4.1.5, table 4-1; gp-scp.md §2.3)."""
+
+    CARD_CRYPTOGRAM = 0x00
+    HOST_CRYPTOGRAM = 0x01
+    CARD_CHALLENGE = 0x02
+    S_ENC = 0x04
+    S_MAC = 0x06
+    S_RMAC = 0x07
+
+
+@dataclass(frozen=True, slots=True)
+class SCP03InitResponse:
+    """INITIALIZE UPDATE response data, S8 (Amd D §7.1.1; gp-scp.md §2.2).
+
+    ``KDD (10) || KVN || 03 || i || card challenge (8) || card cryptogram (8)
+    [|| sequence counter (3)]``; the counter is present when i has bit 10.
+    """
+
+    kdd: bytes
+    kvn: int
+    i: int
+    card_challenge: bytes
+    card_cryptogram: bytes = field(repr=False)
+    sequence_counter: bytes | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> SCP03InitResponse:
+        """Parse the response data (without SW); ``SCPError`` on a malformed one."""
+        head = KDD_LEN + 3 + CHALLENGE_LEN + CRYPTOGRAM_LEN
+        if len(data) not in (head, head + SEQUENCE_COUNTER_LEN):
+            raise SCPError(f"SCP03 INITIALIZE UPDATE response must be 29 or 32 bytes, got {len(data)}")
+        kvn, scp_id, i = data[KDD_LEN : KDD_LEN + 3]
+        if scp_id != SCP_ID:
+            raise SCPError(f"card answered with SCP{scp_id:02X}, not SCP03")
+        counter_expected = bool(i & SCP03Param.PSEUDO_RANDOM)
+        if counter_expected != (len(data) == head + SEQUENCE_COUNTER_LEN):
+            raise SCPError(f"i=0x{i:02X} and a {len(data)}-byte INITIALIZE UPDATE response disagree")
+        pos = KDD_LEN + 3
+        return cls(
+            kdd=data[:KDD_LEN],
+            kvn=kvn,
+            i=i,
+            card_challenge=data[pos : pos + CHALLENGE_LEN],
+            card_cryptogram=data[pos + CHALLENGE_LEN : head],
+            sequence_counter=data[head:] if counter_expected else None,
+        )
+
+
+@dataclass(slots=True)
+class _Session:
+    """Live session material; exists from a verified card cryptogram until close."""
+
+    i: int
+    s_enc: bytes = field(repr=False)
+    s_mac: bytes = field(repr=False)
+    s_rmac: bytes = field(repr=False)
+    host_cryptogram: bytes = field(repr=False)
+    level: SecurityLevel = SecurityLevel.NONE
+    chain: bytes = field(default=bytes(BLOCK), repr=False)  #: MAC chaining value (Amd D §6.2.3)
+    counter: int = 1  #: encryption counter of the next protected command (Amd D §6.2.6)
+    last_counter: int = 0  #: counter of the command whose response is awaited
+    commands: int = 0  #: commands passed through wrap()
+    response_pending: bool = False
+
+
+class SCP03Host:
+    """Host side of one SCP03 secure channel (GPC Amd D), S8 mode.
+
+    ``host_challenge`` pins the first host challenge (for known-answer tests);
+    later sessions draw from ``random``. With ``sd_aid`` set and a card using
+    pseudo-random challenges (i bit 10), the card challenge is checked against
+    KDF(static ENC, 02, sequence counter || SD AID) (Amd D §6.2.2.1).
+    ``channel`` is the logical channel (0-3) of INITIALIZE UPDATE and
+    EXTERNAL AUTHENTICATE.
+    """
+
+    def __init__(
+        self,
+        keys: StaticKeys,
+        *,
+        host_challenge: bytes | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+        sd_aid: bytes | None = None,
+        channel: int = 0,
+    ) -> None:
+        if host_challenge is not None and len(host_challenge) != CHALLENGE_LEN:
+            raise ValueError(f"host_challenge must be {CHALLENGE_LEN} bytes, got {len(host_challenge)}")
+        if sd_aid is not None and not 5 <= len(sd_aid) <= 16:
+            raise ValueError(f"sd_aid must be 5-16 bytes, got {len(sd_aid)}")
+        check_channel(channel)
+        self._keys = keys
+        self._random = random
+        self._sd_aid = sd_aid
+        self._channel = channel
+        self._pinned_challenge = host_challenge
+        self._host_challenge = b""
+        self._session: _Session | None = None
+        self._state = ChannelState.IDLE
+
+    @property
+    def state(self) -> ChannelState:
+        return self._state
+
+    @property
+    def level(self) -> SecurityLevel:
+        """The security level in force (NONE unless OPEN)."""
+        if self._state is ChannelState.OPEN and self._session is not None:
+            return self._session.level
+        return SecurityLevel.NONE
+
+    # --- state helpers -------------------------------------------------------
+
+    def _require(self, call: str, *allowed: ChannelState) -> None:
+        if self._state not in allowed:
+            raise SCPStateError(f"{call} cannot be used in state {self._state.name}")
+
+    def _live(self, call: str) -> _Session:
+        if self._session is None:
+            raise SCPStateError(f"{call}: no session in state {self._state.name}")
+        return self._session
+
+    def _move(self, new: ChannelState) -> None:
+        log.debug("SCP03 %s -> %s", self._state.name, new.name)
+        self._state = new
+
+    def close(self) -> None:
+        """End the session and drop its keys (after a failure, reset or SELECT; gp-scp.md §2.7)."""
+        self._session = None
+        self._host_challenge = b""
+        self._move(ChannelState.CLOSED)
+
+    def _fail(self, error: SCPError) -> SCPError:
+        self.close()
+        return error
+
+    # --- handshake -----------------------------------------------------------
+
+    def initialize_update_apdu(self, kvn: int = 0) -> bytes:
+        """``80 50 KVN 00 08 <host challenge> 00`` (Amd D §7.1.1).
+
+        Allowed in any state: a new INITIALIZE UPDATE ends any current session.
+        ``kvn`` 0 lets the card pick its first key set.
+        """
+        challenge = self._pinned_challenge or self._random(CHALLENGE_LEN)
+        self._pinned_challenge = None
+        if len(challenge) != CHALLENGE_LEN:
+            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {CHALLENGE_LEN}")
+        apdu = initialize_update_apdu(kvn, challenge, self._channel)
+        self._session = None
+        self._host_challenge = challenge
+        self._move(ChannelState.CHALLENGED)
+        return apdu
+
+    def process_initialize_update_response(self, resp_data: bytes) -> SCP03InitResponse:
+        """Check the card's INITIALIZE UPDATE response data (no SW) and derive session keys.
+
+        Amd D §6.2.1 (session keys) and §6.2.2.2 (card cryptogram). A wrong
+        card cryptogram raises :class:`AuthenticationError` and closes the
+        channel: the card does not hold our keys.
+        """
+        self._require("process_initialize_update_response", ChannelState.CHALLENGED)
+        try:
+            info = SCP03InitResponse.parse(resp_data)
+        except SCPError as exc:
+            raise self._fail(exc) from None
+        if info.i & SCP03Param.S16:
+            raise self._fail(SCPError(f"i=0x{info.i:02X}: SCP03 S16 mode is not supported"))
+        if info.i not in SUPPORTED_I:
+            raise self._fail(SCPError(f"i=0x{info.i:02X} is not a supported SCP03 option"))
+        keys = self._keys
+        if info.sequence_counter is not None and self._sd_aid is not None:
+            expected = gpcrypto.scp03_kdf(
+                keys.enc, KDFConstant.CARD_CHALLENGE, info.sequence_counter + self._sd_aid, 8 * CHALLENGE_LEN
+            )
+            if not gpcrypto.ct_equal(expected, info.card_challenge):
+                raise self._fail(AuthenticationError("card challenge is not the pseudo-random one for this SD AID"))
+        context = self._host_challenge + info.card_challenge
+        s_mac = gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_MAC, context, 8 * len(keys.mac))
+        card_cryptogram = gpcrypto.scp03_kdf(s_mac, KDFConstant.CARD_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN)
+        if not gpcrypto.ct_equal(card_cryptogram, info.card_cryptogram):
+            raise self._fail(AuthenticationError("card cryptogram mismatch: wrong keys or not this card"))
+        self._session = _Session(
+            i=info.i,
+            s_enc=gpcrypto.scp03_kdf(keys.enc, KDFConstant.S_ENC, context, 8 * len(keys.enc)),
+            s_mac=s_mac,
+            s_rmac=gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_RMAC, context, 8 * len(keys.mac)),
+            host_cryptogram=gpcrypto.scp03_kdf(s_mac, KDFConstant.HOST_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN),
+        )
+        log.debug("SCP03 card authenticated: KVN %02X, i=%02X", info.kvn, info.i)
+        self._move(ChannelState.CARD_VERIFIED)
+        return info
+
+    def external_authenticate_apdu(self, level: int) -> bytes:
+        """``84 82 SL 00 10 <host cryptogram> <C-MAC>`` and open the channel (Amd D §7.1.2).
+
+        The C-MAC starts the chain from 16 zero bytes; it is the only C-MAC
+        computed before the level applies, so even level 00 MACs this command.
+        """
+        self._require("external_authenticate_apdu", ChannelState.CARD_VERIFIED)
+        session = self._live("external_authenticate_apdu")
+        if level not in SCP03_LEVELS:
+            raise ValueError(f"SCP03 security level must be one of 00 01 03 11 13 33, got {level:02X}")
+        sl = SecurityLevel(level)
+        if sl & SecurityLevel.R_MAC and not session.i & SCP03Param.R_MAC:
+            raise SCPError(f"card i=0x{session.i:02X} does not support R-MAC (level {level:02X})")
+        if sl & SecurityLevel.R_ENCRYPTION and not session.i & SCP03Param.R_ENCRYPTION:
+            raise SCPError(f"card i=0x{session.i:02X} does not support R-ENCRYPTION (level {level:02X})")
+        cla = 0x80 | CLA_SM | self._channel
+        header = bytes([cla, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, CRYPTOGRAM_LEN + MAC_LEN])
+        mac_header = bytes([(cla & 0xF0) | CLA_SM]) + header[1:]
+        full_mac = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + session.host_cryptogram)
+        session.chain = full_mac
+        session.level = sl
+        self._move(ChannelState.OPEN)
+        return header + session.host_cryptogram + full_mac[:MAC_LEN]
+
+    def process_external_authenticate_response(self, response: bytes) -> None:
+        """Optional: check the card accepted EXTERNAL AUTHENTICATE (data + SW).
+
+        Anything but 9000 (usually 6300) closes the channel and raises
+        :class:`AuthenticationError`. Callers that never see the response (relay
+        mode) may skip this.
+        """
+        self._require("process_external_authenticate_response", ChannelState.OPEN)
+        if self._live("process_external_authenticate_response").commands:
+            raise SCPStateError("process_external_authenticate_response after commands were wrapped")
+        _, sw = split_response(response)
+        if sw != SW.OK:
+            raise self._fail(AuthenticationError(f"EXTERNAL AUTHENTICATE refused with SW {sw:04X}", sw=sw))
+
+    # --- command and response protection -------------------------------------
+
+    def wrap(self, apdu: bytes) -> bytes:
+        """Protect one command per the level: C-DECRYPTION then C-MAC (Amd D §6.2.4, §6.2.6).
+
+        The counter advances for every protected command, with data or not
+        (gp-scp.md §2.5). The transmitted CLA keeps its channel bits and gains
+        bit 04; the MAC is computed with the channel bits cleared. A command
+        with Le carries Le 00. Nothing changes if the command does not fit.
+        """
+        self._require("wrap", ChannelState.OPEN)
+        session = self._live("wrap")
+        cmd = CommandAPDU.parse(apdu)
+        if not session.level & SecurityLevel.C_MAC:
+            session.commands += 1
+            session.response_pending = True
+            return apdu
+        check_cla_for_sm(cmd.cla)
+        data = cmd.data
+        if session.level & SecurityLevel.C_DECRYPTION and data:
+            icv = gpcrypto.aes_ecb_encrypt(session.s_enc, session.counter.to_bytes(BLOCK, "big"))
+            data = gpcrypto.aes_cbc_encrypt(session.s_enc, icv, gpcrypto.pad80(data, BLOCK))
+        lc = len(data) + MAC_LEN
+        if lc > MAX_SHORT_LC:
+            raise SCPError(f"command data too long for secure messaging: Lc would be {lc}")
+        mac_header = bytes([(cmd.cla & 0xF0) | CLA_SM, cmd.ins, cmd.p1, cmd.p2, lc])
+        full_mac = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + data)
+        session.chain = full_mac
+        session.last_counter = session.counter
+        session.counter += 1
+        session.commands += 1
+        session.response_pending = True
+        wrapped = CommandAPDU(
+            cla=cmd.cla | CLA_SM,
+            ins=cmd.ins,
+            p1=cmd.p1,
+            p2=cmd.p2,
+            data=data + full_mac[:MAC_LEN],
+            has_le=cmd.has_le,
+        )
+        return bytes(wrapped)
+
+    def unwrap(self, response: bytes) -> bytes:
+        """Check R-MAC and undo R-ENCRYPTION of the response to the last wrapped command (Amd D §6.2.5, §6.2.7).
+
+        Input and output are ``data || SW1 SW2``. Error status words come back
+        bare and are returned unchanged; 9000/62xx/63xx must carry the R-MAC
+        when the level has it. A bad R-MAC or padding closes the channel and
+        raises :class:`IntegrityError`.
+        """
+        self._require("unwrap", ChannelState.OPEN)
+        session = self._live("unwrap")
+        if not session.response_pending:
+            raise SCPStateError("unwrap without a wrapped command awaiting its response")
+        data, sw = split_response(response)
+        session.response_pending = False
+        if not session.level & SecurityLevel.R_MAC or not is_success_or_warning(sw):
+            return response
+        if len(data) < MAC_LEN:
+            raise self._fail(IntegrityError(f"response with SW {sw:04X} lacks its R-MAC", sw=sw))
+        body, rmac = data[:-MAC_LEN], data[-MAC_LEN:]
+        sw_bytes = response[-2:]
+        expected = gpcrypto.aes_cmac(session.s_rmac, session.chain + body + sw_bytes)[:MAC_LEN]
+        if not gpcrypto.ct_equal(expected, rmac):
+            raise self._fail(IntegrityError("R-MAC mismatch: response altered or not from this session", sw=sw))
+        if session.level & SecurityLevel.R_ENCRYPTION and body:
+            icv = gpcrypto.aes_ecb_encrypt(session.s_enc, b"\x80" + session.last_counter.to_bytes(BLOCK - 1, "big"))
+            try:
+                body = gpcrypto.unpad80(gpcrypto.aes_cbc_decrypt(session.s_enc, icv, body), BLOCK)
+            except ValueError:
+                raise self._fail(IntegrityError("R-ENCRYPTION: bad length or padding", sw=sw)) from None
+        return body + sw_bytes
+
+    # --- key management -------------------------------------------------------
+
+    def dek_encrypt(self, data: bytes) -> bytes:
+        """AES-CBC, IV 0, under the static DEK (gp-scp.md §1.6); ``data`` is whole blocks."""
+        if len(data) % BLOCK:
+            raise ValueError(f"data must be a multiple of {BLOCK} bytes, got {len(data)}")
+        return gpcrypto.aes_cbc_encrypt(self._keys.dek, bytes(BLOCK), data)
+
+    def put_key(self, new_keys: StaticKeys, *, encoding: AESKeyEncoding = AESKeyEncoding.CIPHERTEXT) -> PutKeyCommand:
+        """PUT KEY data for a new AES key set under our static DEK; send ``.apdu()`` through :meth:`wrap`."""
+        return put_key_data_aes(self._keys.dek, new_keys, encoding=encoding)
