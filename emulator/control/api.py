@@ -1,0 +1,172 @@
+"""The Python API: the same operations as the CLI, typed.
+
+>>> vc = VCard()                      # the stack `vcard up` started
+>>> vc.remove(wait=True)              # every PC/SC application sees the card go
+>>> vc.insert(wait=True)              # ... and come back
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import pcsc
+from .client import ControlClient, DaemonNotRunning
+from .paths import RuntimePaths
+from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start_pcscd, stop_daemon, stop_pcscd
+
+__all__ = ["DaemonNotRunning", "SlotStatus", "StackError", "Status", "VCard"]
+
+DEFAULT_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    slot: int
+    present: bool
+    profile: str | None
+    state_file: str | None
+    vpcd_connected: bool
+    reader: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    daemon_pid: int | None
+    stack: StackInfo | None
+    slots: list[SlotStatus] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.daemon_pid is not None
+
+
+class VCard:
+    """Control of one vcard stack (pcscd + daemon), found by its runtime directory."""
+
+    def __init__(self, runtime_dir: Path | str | None = None, *, state_dir: Path | str | None = None) -> None:
+        self.paths = RuntimePaths(Path(runtime_dir)) if runtime_dir else RuntimePaths.default()
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.client = ControlClient(self.paths)
+        info = StackInfo.load(self.paths)
+        if info is not None:
+            pcsc.use_socket(info.pcscd_socket)
+
+    # -- stack ------------------------------------------------------------------
+    @property
+    def stack(self) -> StackInfo | None:
+        return StackInfo.load(self.paths)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for PC/SC programs run against this stack (subprocesses)."""
+        env = dict(os.environ)
+        info = self.stack
+        if info is not None and info.pcscd_socket != "/run/pcscd/pcscd.comm":
+            env["PCSCLITE_CSOCK_NAME"] = info.pcscd_socket
+        return env
+
+    def up(
+        self,
+        *,
+        profile: str | None = None,
+        private: bool = False,
+        listen_any: bool = False,
+        insert: bool = True,
+        wait: bool = True,
+        verbose: bool = False,
+        trace: bool = False,
+    ) -> Status:
+        """Start what is not running: pcscd, the daemon, a card in slot 0."""
+        info = StackInfo.load(self.paths)
+        if info is None or not info.alive:
+            system = None if private else find_system_pcscd()
+            if system is not None:
+                info = StackInfo("external", system, "/run/pcscd/pcscd.comm", owned=False)
+                info.save(self.paths)
+            else:
+                stop_daemon(self.paths)  # a daemon bound to a dead pcscd's namespace is useless
+                info = start_pcscd(self.paths, private=private, listen_any=listen_any)
+        pcsc.use_socket(info.pcscd_socket)
+        if not self._daemon_alive():
+            start_daemon(self.paths, info, state_dir=self.state_dir, verbose=verbose, trace=trace)
+        if insert:
+            slot0 = self.client.request("status")["slots"][0]
+            if not slot0["present"]:
+                self.insert(0, profile=profile, wait=wait)
+        return self.status()
+
+    def down(self) -> bool:
+        """Stop the daemon and the pcscd vcard started; True if anything was running."""
+        stopped = stop_daemon(self.paths)
+        info = StackInfo.load(self.paths)
+        if info is not None:
+            stop_pcscd(info)
+            stopped = stopped or info.owned
+            self.paths.stack_file.unlink(missing_ok=True)
+        return stopped
+
+    def _daemon_alive(self) -> bool:
+        try:
+            self.client.request("ping")
+        except (DaemonNotRunning, OSError):
+            return False
+        return True
+
+    # -- cards ----------------------------------------------------------------------
+    def status(self) -> Status:
+        info = StackInfo.load(self.paths)
+        try:
+            reply = self.client.request("status")
+        except (DaemonNotRunning, OSError):
+            return Status(None, info)
+        readers: list[str] = []
+        if info is not None and info.alive:
+            try:
+                readers = pcsc.list_readers()
+            except pcsc.PcscError:
+                readers = []
+        slots = [
+            SlotStatus(
+                slot=s["slot"],
+                present=s["present"],
+                profile=s["profile"],
+                state_file=s["state_file"],
+                vpcd_connected=s["vpcd_connected"],
+                reader=pcsc.reader_for_slot(s["slot"], readers),
+            )
+            for s in reply["slots"]
+        ]
+        return Status(reply["pid"], info, slots)
+
+    def reader_name(self, slot: int = 0) -> str:
+        name = pcsc.reader_for_slot(slot)
+        if name is None:
+            raise StackError(
+                f"pcscd shows no vpcd reader for slot {slot}; is vsmartcard-vpcd installed? (try: vcard doctor)"
+            )
+        return name
+
+    def insert(
+        self,
+        slot: int = 0,
+        *,
+        profile: str | None = None,
+        fresh: bool = False,
+        wait: bool = False,
+        timeout: float = DEFAULT_WAIT,
+    ) -> dict[str, Any]:
+        if profile is not None and (profile.endswith(".toml") or os.sep in profile):
+            profile = str(Path(profile).resolve())
+        reply = self.client.request("insert", slot=slot, profile=profile, fresh=fresh)
+        if wait:
+            pcsc.wait_for_card(self.reader_name(slot), present=True, timeout=timeout)
+        return reply
+
+    def remove(self, slot: int = 0, *, wait: bool = False, timeout: float = DEFAULT_WAIT) -> dict[str, Any]:
+        reply = self.client.request("remove", slot=slot)
+        if wait:
+            pcsc.wait_for_card(self.reader_name(slot), present=False, timeout=timeout)
+        return reply

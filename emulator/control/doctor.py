@@ -1,0 +1,168 @@
+"""`vcard doctor`: check each part of the stack and say how to fix what is wrong."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .stack import StackInfo, find_system_pcscd, pid_alive, read_pid
+
+if TYPE_CHECKING:
+    from .api import VCard
+
+__all__ = ["Check", "run_doctor"]
+
+VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+VPCD_PORTS = (35963, 35964)
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    what: str
+    fix: str = ""
+    warning: bool = False
+
+
+def _tool(name: str, package: str) -> Check:
+    found = shutil.which(name) or (Path(f"/usr/sbin/{name}").exists() and f"/usr/sbin/{name}")
+    if found:
+        return Check(True, f"{name} installed ({found})")
+    return Check(False, f"{name} is not installed", f"apt-get install {package} (or run scripts/up)")
+
+
+def _vpcd_config() -> Check:
+    if not VPCD_DRIVER.exists():
+        return Check(False, "vpcd driver missing", "apt-get install vsmartcard-vpcd (or run scripts/up)")
+    try:
+        text = VPCD_CONF.read_text()
+    except OSError:
+        return Check(False, f"{VPCD_CONF} missing", "apt-get install --reinstall vsmartcard-vpcd")
+    device = next((line.split()[1] for line in text.splitlines() if line.strip().startswith("DEVICENAME")), "")
+    if device.startswith("/dev/null:"):
+        return Check(True, f"vpcd in listen mode ({device}); vcard confines it to a network namespace")
+    return Check(
+        False,
+        f"vpcd configured as {device!r}: reverse mode makes pcscd abort when no card process listens",
+        f"set 'DEVICENAME /dev/null:0x8C7B' in {VPCD_CONF}",
+    )
+
+
+def _netns() -> Check:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return Check(False, "unshare missing", "apt-get install util-linux")
+    probe = subprocess.run([unshare, "--net", "true"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        return Check(True, "network namespaces available (vpcd stays on loopback)")
+    return Check(
+        False,
+        "cannot create a network namespace (needs root or CAP_SYS_ADMIN)",
+        "run as root, or in a container without other interfaces (docker: network_mode: none), "
+        "or accept vpcd on 0.0.0.0 with: vcard up --vpcd-listen-any",
+        warning=True,
+    )
+
+
+def _listening_ports() -> Check:
+    """Nothing of vpcd's may listen on a non-loopback address of this namespace."""
+    exposed = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state = parts[1], parts[3]
+            addr, port = local.rsplit(":", 1)
+            if state == "0A" and int(port, 16) in VPCD_PORTS and not _is_loopback(addr):
+                exposed.append(int(port, 16))
+    if exposed:
+        return Check(
+            False,
+            f"vpcd listens on a non-loopback address here (ports {sorted(set(exposed))}): any host that reaches them can present a card",
+            "stop that pcscd and let vcard start its own: vcard down; vcard up",
+        )
+    return Check(True, "no vpcd port listens on a non-loopback address in this namespace")
+
+
+def _is_loopback(hex_addr: str) -> bool:
+    if len(hex_addr) == 8:
+        return hex_addr.endswith("7F")  # little-endian 127.x.x.x
+    return hex_addr in ("00000000000000000000000001000000",) or (
+        hex_addr.startswith("0000000000000000FFFF0000") and hex_addr.endswith("7F")
+    )
+
+
+def _pcscd(vc: VCard) -> Check:
+    info = StackInfo.load(vc.paths)
+    if info is not None and info.alive:
+        return Check(True, f"pcscd running: pid {info.pcscd_pid}, mode {info.mode}, socket {info.pcscd_socket}")
+    system = find_system_pcscd()
+    if system is not None:
+        return Check(
+            True, f"a pcscd not started by vcard is running (pid {system}); vcard up attaches to it", warning=True
+        )
+    return Check(False, "pcscd is not running", "vcard up")
+
+
+def _daemon(vc: VCard) -> Check:
+    pid = read_pid(vc.paths.daemon_pid)
+    if pid is None or not pid_alive(pid):
+        return Check(False, "the vcard daemon is not running", "vcard up")
+    sock = vc.paths.control_socket
+    try:
+        st = sock.stat()
+    except OSError:
+        return Check(False, f"daemon pid {pid} has no control socket {sock}", "vcard down; vcard up")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077 or st.st_uid != os.geteuid():
+        return Check(False, f"control socket {sock} has mode {mode:o}, owner {st.st_uid}", f"chmod 600 {sock}")
+    status = vc.status()
+    unconnected = [s.slot for s in status.slots if s.present and not s.vpcd_connected]
+    if unconnected:
+        return Check(
+            False,
+            f"daemon pid {pid} is not connected to vpcd for slots {unconnected}",
+            "is pcscd running with vsmartcard-vpcd? vcard down; vcard up",
+        )
+    return Check(True, f"daemon pid {pid}, control socket mode 600, every inserted card connected to vpcd")
+
+
+def _pyscard() -> Check:
+    try:
+        import smartcard  # noqa: F401
+    except ImportError:
+        return Check(False, "pyscard is not importable", "run scripts/up (it installs the Python packages in .venv)")
+    return Check(True, "pyscard importable")
+
+
+def run_doctor(vc: VCard, *, out: Callable[[str], None] = print) -> bool:
+    checks = [
+        _tool("pcscd", "pcscd"),
+        _vpcd_config(),
+        _tool("ip", "iproute2"),
+        _netns(),
+        _tool("pcsc_scan", "pcsc-tools"),
+        _tool("opensc-tool", "opensc"),
+        _pyscard(),
+        _pcscd(vc),
+        _daemon(vc),
+        _listening_ports(),
+    ]
+    healthy = True
+    for check in checks:
+        mark = "ok  " if check.ok and not check.warning else "warn" if check.ok or check.warning else "FAIL"
+        out(f"[{mark}] {check.what}")
+        if check.fix and not check.ok:
+            out(f"       fix: {check.fix}")
+        healthy &= check.ok or check.warning
+    return healthy

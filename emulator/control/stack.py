@@ -1,0 +1,276 @@
+"""Starting and stopping the stack: pcscd (in its own network namespace) and the daemon.
+
+Why a network namespace (README, "How vcard meets pcscd"): Debian's vpcd
+listens on 0.0.0.0 when it listens, and in reverse mode it makes pcscd
+abort whenever the card side is not there. So vcard runs pcscd in listen
+mode inside a network namespace that has only a loopback interface. vpcd's
+ports exist only there; the daemon joins that namespace to connect; pcscd's
+Unix socket is a file and reaches every application on the host. A daemon
+that dies leaves pcscd untouched, because in listen mode vpcd just waits for
+the next connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .netns import non_loopback_interfaces
+from .paths import SYSTEM_PCSCD_DIR, RuntimePaths
+
+__all__ = [
+    "StackError",
+    "StackInfo",
+    "find_system_pcscd",
+    "pid_alive",
+    "start_daemon",
+    "start_pcscd",
+    "stop_daemon",
+    "stop_pcscd",
+]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 10.0
+
+
+class StackError(Exception):
+    """The stack cannot start or stop; the message says what to do."""
+
+
+@dataclass
+class StackInfo:
+    mode: str  #: "netns": ours, isolated; "host": ours, in this namespace; "external": someone else's
+    pcscd_pid: int | None
+    pcscd_socket: str
+    owned: bool
+
+    def save(self, paths: RuntimePaths) -> None:
+        paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = paths.stack_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        os.replace(tmp, paths.stack_file)
+
+    @classmethod
+    def load(cls, paths: RuntimePaths) -> StackInfo | None:
+        try:
+            return cls(**json.loads(paths.stack_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    @property
+    def alive(self) -> bool:
+        if self.pcscd_pid is None:
+            return Path(self.pcscd_socket).exists()
+        return pid_alive(self.pcscd_pid) and Path(self.pcscd_socket).exists()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def find_system_pcscd() -> int | None:
+    """The pid of a pcscd serving /run/pcscd that vcard did not start, if any."""
+    pid = read_pid(SYSTEM_PCSCD_DIR / "pcscd.pid")
+    if pid is not None and pid_alive(pid) and (SYSTEM_PCSCD_DIR / "pcscd.comm").exists():
+        return pid
+    return None
+
+
+def _need(tool: str, package: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else None)
+    if path is None:
+        raise StackError(f"{tool} is not installed; run scripts/up (or: apt-get install {package})")
+    return path
+
+
+def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> StackInfo:
+    """Start pcscd with vpcd confined to loopback; see the module docstring.
+
+    ``private``: pcscd's socket goes to the runtime directory instead of
+    /run/pcscd (tests, benchmarks, a second stack beside a system pcscd);
+    clients then need PCSCLITE_CSOCK_NAME.
+    """
+    pcscd = _need("pcscd", "pcscd")
+    if not Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists():
+        raise StackError("vpcd is not installed; run scripts/up (or: apt-get install vsmartcard-vpcd)")
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sock_dir = paths.private_pcscd_dir if private else SYSTEM_PCSCD_DIR
+    sock_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(sock_dir, 0o755)
+    for stale in ("pcscd.comm", "pcscd.pid"):
+        (sock_dir / stale).unlink(missing_ok=True)
+    log_file = open(paths.pcscd_log, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        mode = "netns"
+        proc = _spawn_in_netns(pcscd, sock_dir if private else None, log_file)
+        if proc is None:
+            if private:
+                raise StackError(
+                    "cannot create network and mount namespaces for a private pcscd (needs root or CAP_SYS_ADMIN)"
+                )
+            others = non_loopback_interfaces()
+            if others and not listen_any:
+                raise StackError(
+                    "cannot create a network namespace (needs root or CAP_SYS_ADMIN), and vpcd would listen on "
+                    f"0.0.0.0 with interfaces {', '.join(others)} up; run as root, or pass --vpcd-listen-any to accept that"
+                )
+            if others:
+                log.warning("vpcd listens on 0.0.0.0:35963-35964 (asked for with --vpcd-listen-any)")
+            mode = "host"
+            proc = subprocess.Popen([pcscd, "--foreground"], stdout=log_file, stderr=log_file, start_new_session=True)
+    finally:
+        log_file.close()
+    info = StackInfo(mode=mode, pcscd_pid=proc.pid, pcscd_socket=str(sock_dir / "pcscd.comm"), owned=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not Path(info.pcscd_socket).exists():
+        if proc.poll() is not None:
+            raise StackError(f"pcscd exited with status {proc.returncode}; see {paths.pcscd_log}")
+        if time.monotonic() > deadline:
+            stop_pcscd(info)
+            raise StackError(
+                f"pcscd did not create {info.pcscd_socket} within {START_TIMEOUT:g} s; see {paths.pcscd_log}"
+            )
+        time.sleep(0.02)
+    info.save(paths)
+    return info
+
+
+def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) -> subprocess.Popen[bytes] | None:
+    """pcscd in a new network namespace (and mount namespace if private); None if not permitted."""
+    unshare = shutil.which("unshare")
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    if unshare is None or not Path(ip).exists():
+        raise StackError("unshare/ip are missing; run scripts/up (or: apt-get install util-linux iproute2)")
+    probe = subprocess.run([unshare, "--net", "true"], capture_output=True)
+    if probe.returncode != 0:
+        return None
+    script = f'"{ip}" link set lo up && '
+    args = [unshare, "--net"]
+    if private_dir is not None:
+        args += ["--mount", "--propagation", "private"]
+        script += f'mount --bind "$1" {SYSTEM_PCSCD_DIR} && '
+    script += f'exec "{pcscd}" --foreground'
+    args += ["--", "sh", "-c", script, "sh", str(private_dir or "")]
+    return subprocess.Popen(args, stdout=log_file, stderr=log_file, start_new_session=True)
+
+
+def stop_pcscd(info: StackInfo, *, timeout: float = 5.0) -> None:
+    if not info.owned or info.pcscd_pid is None:
+        return
+    _terminate(info.pcscd_pid, timeout)
+    if info.mode != "external":
+        for leftover in ("pcscd.comm", "pcscd.pid"):
+            (Path(info.pcscd_socket).parent / leftover).unlink(missing_ok=True)
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; by pid only, never by name."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        _reap(pid)
+        if time.monotonic() > deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def start_daemon(
+    paths: RuntimePaths,
+    info: StackInfo,
+    *,
+    state_dir: Path | None = None,
+    verbose: bool = False,
+    trace: bool = False,
+) -> int:
+    """Start the daemon detached; returns its pid once the control socket answers."""
+    from .client import ControlClient, DaemonNotRunning
+
+    args = [sys.executable, "-m", "emulator.control.daemon", "--runtime-dir", str(paths.root)]
+    if info.mode == "netns" and info.pcscd_pid is not None:
+        args += ["--netns-pid", str(info.pcscd_pid)]
+    if state_dir is not None:
+        args += ["--state-dir", str(state_dir)]
+    if verbose:
+        args.append("--verbose")
+    if trace:
+        args.append("--trace")
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(paths.daemon_log, "ab") as log_file:
+        proc = subprocess.Popen(
+            args, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    client = ControlClient(paths)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise StackError(f"the daemon exited with status {proc.returncode}; see {paths.daemon_log}")
+        try:
+            client.request("ping")
+            return proc.pid
+        except (DaemonNotRunning, OSError):
+            pass
+        if time.monotonic() > deadline:
+            _terminate(proc.pid, 2)
+            raise StackError(f"the daemon did not answer within {START_TIMEOUT:g} s; see {paths.daemon_log}")
+        time.sleep(0.02)
+
+
+def stop_daemon(paths: RuntimePaths, *, timeout: float = 5.0) -> bool:
+    """Ask the daemon to stop (then SIGTERM/SIGKILL by pid); True if one was running."""
+    from .client import ControlClient, DaemonNotRunning
+
+    pid = read_pid(paths.daemon_pid)
+    with contextlib.suppress(DaemonNotRunning, OSError):
+        ControlClient(paths).request("shutdown")
+    if pid is None or not pid_alive(pid):
+        paths.control_socket.unlink(missing_ok=True)
+        return pid is not None
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.02)
+    if pid_alive(pid):
+        _terminate(pid, timeout)
+    paths.control_socket.unlink(missing_ok=True)
+    paths.daemon_pid.unlink(missing_ok=True)
+    return True
