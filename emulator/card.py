@@ -135,7 +135,8 @@ class VirtualCard:
             if cmd.channel >= self.max_channels:
                 raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED, f"channel {cmd.channel}")
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED, f"channel {cmd.channel} is not open")
-        log.debug("ch%d %s %02X %02X", channel.number, _ins_name(cmd.ins), cmd.p1, cmd.p2)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("ch%d %s %02X %02X", channel.number, _ins_name(cmd.ins), cmd.p1, cmd.p2)
         if cmd.ins == INS.GET_RESPONSE and not cmd.proprietary:
             return self._get_response(cmd, channel)
         channel.pending = b""
@@ -225,8 +226,14 @@ class VirtualCard:
             # but GP ends the secure channel on any SELECT (GPCS §10.2.3).
             channel.close_session()
             raise CardError(SW.FILE_NOT_FOUND, "no application with that AID")
-        channel.clear()
-        channel.selected = target
+        if target is channel.selected:
+            # SP 800-73-4 pt 2 §3.1.1: re-selecting the current application keeps
+            # its security status; GP still ends the secure channel (GPCS §10.2.3).
+            channel.close_session()
+            channel.abort_chain()
+        else:
+            channel.clear()
+            channel.selected = target
         ctx = CommandContext(channel=channel.number)
         resp = target.select(cmd, ctx)
         log.info("channel %d: selected %s %s", channel.number, target.name, target.aid.hex().upper())

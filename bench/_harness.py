@@ -1,0 +1,103 @@
+"""Shared benchmark plumbing: a private stack, timing, and the table printer.
+
+libpcsclite reads PCSCLITE_CSOCK_NAME once per process, so a benchmark
+process opens one ``private_stack()`` and passes it to every measurement.
+
+Benchmarks measure; they never assert. Every table puts a baseline measured
+in the same run next to the numbers it explains.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.control.api import VCard
+from emulator.control.daemon import VPCD_BASE_PORT
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Stats:
+    name: str
+    samples: list[float]  #: seconds
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples) * 1000
+
+    @property
+    def p95_ms(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1000
+
+
+def measure(name: str, fn: Callable[[], object], *, n: int, warmup: int = 20) -> Stats:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return Stats(name, samples)
+
+
+def table(title: str, rows: list[Stats], *, baseline: Stats | None = None) -> str:
+    lines = [f"\n{title}", f"{'measurement':<44} {'n':>5} {'median ms':>10} {'p95 ms':>10} {'x base':>7}"]
+    lines.append("-" * len(lines[1]))
+    for s in rows:
+        ratio = f"{s.median_ms / baseline.median_ms:7.2f}" if baseline is not None and baseline.median_ms else ""
+        lines.append(f"{s.name:<44} {len(s.samples):>5} {s.median_ms:>10.3f} {s.p95_ms:>10.3f} {ratio:>7}")
+    return "\n".join(lines)
+
+
+@contextmanager
+def private_stack() -> Iterator[VCard]:
+    """pcscd in its own namespaces + the daemon + a default card in slot 0."""
+    root = Path(tempfile.mkdtemp(prefix="vcard-bench-"))
+    vc = VCard(root / "run", state_dir=root / "state")
+    try:
+        vc.up(private=True, insert=True, wait=True)
+        os.environ.update({k: v for k, v in vc.env.items() if k == "PCSCLITE_CSOCK_NAME"})
+        yield vc
+    finally:
+        vc.down()
+
+
+@contextmanager
+def floor_responder(vc: VCard, slot: int = 1) -> Iterator[str]:
+    """Start bench/floor.py on ``slot``; yields the reader name once pcscd sees it."""
+    from emulator.control import pcsc
+
+    info = vc.stack
+    assert info is not None
+    args = [sys.executable, "-m", "bench.floor", "--port", str(VPCD_BASE_PORT + slot)]
+    if info.mode == "netns" and info.pcscd_pid:
+        args += ["--netns-pid", str(info.pcscd_pid)]
+    proc = subprocess.Popen(args, cwd=REPO)
+    try:
+        reader = vc.reader_name(slot)
+        pcsc.wait_for_card(reader, present=True, timeout=10)
+        yield reader
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def connect(reader_name: str):  # type: ignore[no-untyped-def]
+    from smartcard.System import readers
+
+    reader = next(r for r in readers() if str(r) == reader_name)
+    conn = reader.createConnection()
+    conn.connect()
+    return conn
