@@ -99,14 +99,15 @@ def vcard(vcard_stack: VCard, tmp_path: Path) -> Iterator[LiveCard]:
     profile = tmp_path / "card.toml"
     profile.write_text(profile_text)
     card = LiveCard(vcard_stack, 0, str(profile))
-    status = vcard_stack.status()
-    if status.slots and status.slots[0].present:
+    vcard_stack.up(private=True, insert=False)  # a previous test may have killed the daemon
+    if vcard_stack.status().slots[0].present:
         vcard_stack.remove(0, wait=True)
     card.insert(wait=True)
     try:
         yield card
     finally:
-        if vcard_stack.status().slots[0].present:
+        status = vcard_stack.status()
+        if status.slots and status.slots[0].present:
             vcard_stack.remove(0, wait=True)
 
 

@@ -81,6 +81,7 @@ class VCard:
     ) -> Status:
         """Start what is not running: pcscd, the daemon, a card in slot 0."""
         info = StackInfo.load(self.paths)
+        fresh = False
         if info is None or not info.alive:
             system = None if private else find_system_pcscd()
             if system is not None:
@@ -89,9 +90,10 @@ class VCard:
             else:
                 stop_daemon(self.paths)  # a daemon bound to a dead pcscd's namespace is useless
                 info = start_pcscd(self.paths, private=private, listen_any=listen_any)
+                fresh = True
         pcsc.use_socket(info.pcscd_socket)
         if not self._daemon_alive():
-            start_daemon(self.paths, info, state_dir=self.state_dir, verbose=verbose, trace=trace)
+            start_daemon(self.paths, info, state_dir=self.state_dir, verbose=verbose, trace=trace, fresh_pcscd=fresh)
         if insert:
             slot0 = self.client.request("status")["slots"][0]
             if not slot0["present"]:

@@ -42,11 +42,15 @@ class RequestError(Exception):
 
 
 class Daemon:
-    def __init__(self, paths: RuntimePaths, *, host: str, port: int, slots: int, state_dir: Path | None) -> None:
+    def __init__(
+        self, paths: RuntimePaths, *, host: str, port: int, slots: int, state_dir: Path | None, settle: bool = True
+    ) -> None:
         self.paths = paths
         self.state_dir = state_dir
         self.slots = [Slot(n) for n in range(slots)]
-        self.servers = [SlotServer(s, host, port + s.number, name=f"slot{s.number}") for s in self.slots]
+        self.servers = [
+            SlotServer(s, host, port + s.number, name=f"slot{s.number}", settle=settle) for s in self.slots
+        ]
         self.stores: dict[int, Store] = {}
         self.started = time.time()
         self._stop = threading.Event()
@@ -252,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=VPCD_SLOTS)
     parser.add_argument("--netns-pid", type=int, default=None, help="enter this process's network namespace first")
     parser.add_argument("--insert", default=None, metavar="PROFILE", help="insert a card with this profile in slot 0")
+    parser.add_argument(
+        "--fresh-pcscd", action="store_true", help="pcscd was just started: no card was ever seen, no need to settle"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--trace", action="store_true", help="log APDUs (secrets redacted)")
     args = parser.parse_args(argv)
@@ -260,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.netns_pid and not same_net_namespace(args.netns_pid):
         enter_net_namespace(args.netns_pid)  # before any thread exists
     paths = RuntimePaths(args.runtime_dir) if args.runtime_dir else RuntimePaths.default()
-    daemon = Daemon(paths, host=args.host, port=args.port, slots=args.slots, state_dir=args.state_dir)
+    daemon = Daemon(
+        paths, host=args.host, port=args.port, slots=args.slots, state_dir=args.state_dir, settle=not args.fresh_pcscd
+    )
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
     if args.insert:

@@ -144,7 +144,8 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
             if others:
                 log.warning("vpcd listens on 0.0.0.0:35963-35964 (asked for with --vpcd-listen-any)")
             mode = "host"
-            proc = subprocess.Popen([pcscd, "--foreground"], stdout=log_file, stderr=log_file, start_new_session=True)
+            debug = ["--debug"] if os.environ.get("VCARD_PCSCD_DEBUG") else []
+            proc = subprocess.Popen([pcscd, "--foreground", *debug], stdout=log_file, stderr=log_file, start_new_session=True)
     finally:
         log_file.close()
     info = StackInfo(mode=mode, pcscd_pid=proc.pid, pcscd_socket=str(sock_dir / "pcscd.comm"), owned=True)
@@ -176,7 +177,7 @@ def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) ->
     if private_dir is not None:
         args += ["--mount", "--propagation", "private"]
         script += f'mount --bind "$1" {SYSTEM_PCSCD_DIR} && '
-    script += f'exec "{pcscd}" --foreground'
+    script += f'exec "{pcscd}" --foreground' + (" --debug" if os.environ.get("VCARD_PCSCD_DEBUG") else "")
     args += ["--", "sh", "-c", script, "sh", str(private_dir or "")]
     return subprocess.Popen(args, stdout=log_file, stderr=log_file, start_new_session=True)
 
@@ -221,6 +222,7 @@ def start_daemon(
     state_dir: Path | None = None,
     verbose: bool = False,
     trace: bool = False,
+    fresh_pcscd: bool = False,
 ) -> int:
     """Start the daemon detached; returns its pid once the control socket answers."""
     from .client import ControlClient, DaemonNotRunning
@@ -230,6 +232,8 @@ def start_daemon(
         args += ["--netns-pid", str(info.pcscd_pid)]
     if state_dir is not None:
         args += ["--state-dir", str(state_dir)]
+    if fresh_pcscd:
+        args.append("--fresh-pcscd")
     if verbose:
         args.append("--verbose")
     if trace:

@@ -10,6 +10,13 @@ the next byte arrives, and that pcscd reader thread stops polling (measured
 with gdb on pcscd 1.9.9). So removal closes the connection, and insertion
 connects; vpcd accepts it at its next presence poll (every 400 ms).
 
+pcscd must also *see* every removal: if the card side disappears mid-APDU
+and reconnects before vpcd's next presence poll, pcscd's shared reader state
+says "empty" while its event thread still believes the card is present, and
+the re-insertion is never announced (measured: the reader stays empty for
+every application). So after a disconnect the slot stays away until vpcd has
+polled once more; the poll phase is learnt from its GET ATR messages.
+
 Latency matters here: vpcd
 writes the length and the payload in two ``send`` calls, so without
 ``TCP_NODELAY``, a re-armed ``TCP_QUICKACK`` before each ``recv`` and one
@@ -23,6 +30,7 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from typing import Protocol
 
 from .vpcd import Ctrl, Frame, VpcdDecoder, VpcdProtocolError, encode_frame
@@ -33,6 +41,12 @@ log = logging.getLogger(__name__)
 
 RECV_BYTES = 65538
 RETRY_SECONDS = 0.1
+#: pcscd's presence poll period (PCSCLITE_STATUS_POLL_RATE 400 ms + 10 ms of sleep slack)
+POLL_SECONDS = 0.41
+#: extra time for a late poll before reconnecting after a removal
+POLL_MARGIN_SECONDS = 0.12
+#: unknown poll phase (daemon start after a crash): stay away this long
+SETTLE_SECONDS = 2 * POLL_SECONDS + POLL_MARGIN_SECONDS
 
 
 class FrameTarget(Protocol):
@@ -54,7 +68,9 @@ def handle_frame(target: FrameTarget, frame: Frame) -> bytes | None:
 class SlotServer:
     """Keeps one connection to vpcd for ``target`` alive until ``stop()``."""
 
-    def __init__(self, target: FrameTarget, host: str, port: int, *, name: str = "slot") -> None:
+    def __init__(self, target: FrameTarget, host: str, port: int, *, name: str = "slot", settle: bool = True) -> None:
+        """``settle``: pcscd may have seen a card on this slot before (a daemon
+        restart), so wait one unknown poll phase before the first connection."""
         self.target = target
         self.host = host
         self.port = port
@@ -64,6 +80,8 @@ class SlotServer:
         self._want = threading.Event()
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name=f"vpcd-{name}", daemon=True)
+        self._last_poll = time.monotonic()
+        self._not_before = time.monotonic() + (SETTLE_SECONDS if settle else 0.0)
 
     def start(self) -> None:
         self._thread.start()
@@ -92,6 +110,10 @@ class SlotServer:
             if not self._want.is_set():
                 self._want.wait(0.5)
                 continue
+            wait = self._not_before - time.monotonic()
+            if wait > 0:  # let vpcd's next presence poll see the slot empty
+                self._stop.wait(wait)
+                continue
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=1)
             except OSError as exc:
@@ -118,8 +140,14 @@ class SlotServer:
                 self.connected.clear()
                 self._sock = None
                 sock.close()
+                self._not_before = self._next_poll_after(time.monotonic())
             if not self._stop.is_set():
                 self._stop.wait(RETRY_SECONDS)
+
+    def _next_poll_after(self, now: float) -> float:
+        """When vpcd's first poll after ``now`` will be over (plus a margin)."""
+        periods = max(1, int((now - self._last_poll) / POLL_SECONDS) + 1)
+        return self._last_poll + periods * POLL_SECONDS + POLL_MARGIN_SECONDS
 
     def _serve(self, sock: socket.socket) -> None:
         from ..slot import CardAbsent
@@ -140,6 +168,8 @@ class SlotServer:
                 log.warning("%s: %s; reconnecting", self.name, exc)
                 return
             for frame in frames:
+                if frame.ctrl is Ctrl.GET_ATR:
+                    self._last_poll = time.monotonic()
                 try:
                     reply = handle_frame(self.target, frame)
                 except CardAbsent:
