@@ -9,6 +9,7 @@ never anything else, and the counter must be full.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -16,10 +17,11 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from emulator.control.stack import read_pid
+from emulator.control.stack import pid_alive, read_pid
 from emulator.factory import build_card
 from emulator.profile import load_profile
 from emulator.pytest_plugin import LiveCard
@@ -62,6 +64,35 @@ def working_pin(state: Path, profile_path: str, tmp: Path) -> bytes | None:
         store.close()
 
 
+class Churn(threading.Thread):
+    """Changes the PIN back and forth until told to stop or the link dies."""
+
+    def __init__(self, conn: Any, pin: bytes) -> None:
+        super().__init__()
+        self.conn = conn
+        self.acked = pin  #: the PIN the card confirmed last
+        self.inflight = pin  #: the PIN being set when the daemon died
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            new = PINS[1] if self.acked == PINS[0] else PINS[0]
+            self.inflight = new
+            apdu = bytes.fromhex("0024008010") + pin_block(self.acked) + pin_block(new)
+            try:
+                _, sw1, sw2 = self.conn.transmit(list(apdu))
+            except Exception:
+                return
+            if (sw1, sw2) != (0x90, 0x00):
+                return
+            self.acked = new
+
+
+def wait_gone(pid: int) -> None:
+    while pid_alive(pid):
+        time.sleep(0.005)
+
+
 def test_sigkill_mid_write_leaves_old_or_new_state(vcard: LiveCard, tmp_path: Path) -> None:
     stack = vcard.stack
     state = Path(stack.status().slots[0].state_file or "")
@@ -74,42 +105,23 @@ def test_sigkill_mid_write_leaves_old_or_new_state(vcard: LiveCard, tmp_path: Pa
         assert (sw1, sw2) == (0x90, 0x00)
         _, sw1, sw2 = conn.transmit(list(bytes.fromhex("0020008008") + pin_block(current)))
         assert (sw1, sw2) == (0x90, 0x00), f"round {round_no}: the stored PIN no longer verifies"
-        acked = current
-        inflight: list[bytes] = []
-        stop = threading.Event()
-
-        def churn(conn=conn) -> None:  # type: ignore[no-untyped-def]
-            nonlocal acked
-            while not stop.is_set():
-                new = PINS[1] if acked == PINS[0] else PINS[0]
-                inflight[:] = [new]
-                apdu = bytes.fromhex("0024008010") + pin_block(acked) + pin_block(new)
-                try:
-                    _, sw1, sw2 = conn.transmit(list(apdu))
-                except Exception:
-                    return
-                if (sw1, sw2) != (0x90, 0x00):
-                    return
-                acked = new
-
-        worker = threading.Thread(target=churn)
-        worker.start()
+        churn = Churn(conn, current)
+        churn.start()
         time.sleep(rng.uniform(0.0, 0.15))
         daemon = read_pid(stack.paths.daemon_pid)
         assert daemon is not None
         os.kill(daemon, signal.SIGKILL)
         kills += 1
-        stop.set()
-        worker.join(timeout=10)
-        try:
+        churn.halt.set()
+        churn.join(timeout=10)
+        with contextlib.suppress(Exception):
             conn.disconnect()
-        except Exception:
-            pass
-        while os.path.exists(f"/proc/{daemon}") and open(f"/proc/{daemon}/stat").read().split(") ")[1][0] != "Z":
-            time.sleep(0.005)
+        wait_gone(daemon)
         found = working_pin(state, vcard.profile, tmp_path)
-        allowed = {acked, *inflight}
-        assert found in allowed, f"round {round_no}: stored PIN is neither the old nor the new one"
+        assert found in {churn.acked, churn.inflight}, (
+            f"round {round_no}: stored PIN is neither the old nor the new one"
+        )
+        assert found is not None
         current = found
         stack.up(private=True, insert=False)
         vcard.insert(wait=True)
