@@ -245,7 +245,7 @@ class VirtualCard:
             if cmd.data:
                 raise CardError(SW.WRONG_LENGTH, "MANAGE CHANNEL open takes no data")
             if cmd.p2 == 0x00:
-                if cmd.ne not in (0, 1):
+                if cmd.ne not in (0, 1, SHORT_LE_MAX):  # hosts send Le 01, 00 or none
                     raise CardError(SW.WRONG_LENGTH, "MANAGE CHANNEL open returns one byte")
                 free = [n for n in range(1, self.max_channels) if n not in self.channels]
                 if not free:

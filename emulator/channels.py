@@ -15,7 +15,9 @@ from .iso7816 import SW, CardError, CommandAPDU
 
 __all__ = ["MAX_CHAIN_BYTES", "Channel"]
 
-MAX_CHAIN_BYTES = 65536  #: a command chain longer than this is refused (6A84)
+#: a command chain longer than this is refused (6A84); the assembled command
+#: must still fit a CommandAPDU, whose data is at most 65535 bytes (extended Lc)
+MAX_CHAIN_BYTES = 0xFFFF
 
 
 @dataclass

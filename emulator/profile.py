@@ -90,7 +90,9 @@ class Profile:
             raise ProfileError(f"{self.source}: atr has a wrong length or check byte (TCK)")
         for name in self.applets:
             if name not in KNOWN_APPLETS:
-                raise ProfileError(f"{self.source}: unknown applet {name!r} (known: {', '.join(KNOWN_APPLETS)})")
+                raise ProfileError(
+                    f"{self.source}: unknown applet {name!r} in applets (known: {', '.join(KNOWN_APPLETS)})"
+                )
         if not 1 <= self.logical_channels <= MAX_LOGICAL_CHANNELS:
             raise ProfileError(f"{self.source}: logical_channels must be 1-{MAX_LOGICAL_CHANNELS}")
 
@@ -109,12 +111,19 @@ class Profile:
         applets = data.get("applets", ["isd", "piv"])
         if not isinstance(applets, list):
             raise ProfileError(f"{source}: applets must be a list")
+        try:
+            channels = int(data.get("logical_channels", 4))
+        except (TypeError, ValueError):
+            raise ProfileError(f"{source}: logical_channels must be an integer 1-{MAX_LOGICAL_CHANNELS}") from None
+        for section in ("isd", "piv"):
+            if not isinstance(data.get(section, {}), dict):
+                raise ProfileError(f"{source}: [{section}] must be a table")
         return cls(
             name=name,
             atr=atr,
             state_file=state,
             applets=tuple(str(a) for a in applets),
-            logical_channels=int(data.get("logical_channels", 4)),
+            logical_channels=channels,
             description=str(data.get("description", "")),
             isd=dict(data.get("isd", {})),
             piv=dict(data.get("piv", {})),

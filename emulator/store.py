@@ -91,7 +91,13 @@ class Store:
         """
         with self._lock:
             if self._pending is not None:  # nested: the outer batch commits
-                yield
+                saved = dict(self._pending)
+                try:
+                    yield
+                except BaseException:  # undo this block's writes only
+                    self._pending.clear()
+                    self._pending.update(saved)
+                    raise
                 return
             self._pending = {}
             try:

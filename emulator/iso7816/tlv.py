@@ -70,10 +70,10 @@ def _read_tag(data: bytes, i: int) -> tuple[int, int]:
             b = data[i]
             i += 1
             tag = (tag << 8) | b
-            if not b & 0x80:
-                break
             if tag > 0xFFFFFF:
                 raise CardError(SW.WRONG_DATA, "tag longer than three bytes")
+            if not b & 0x80:
+                break
     return tag, i
 
 
