@@ -14,8 +14,8 @@ Transient state (selection, sessions, PIN-verified flags) never comes here.
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
