@@ -126,8 +126,8 @@ def run(n: int) -> list[Stats]:
                 measure("cryptography: generate P-256 key", lambda: ec.generate_private_key(ec.SECP256R1()), n=n // 2),
             ]
         finally:
-            conn.disconnect()
-            floor.disconnect()
+            conn.release()
+            floor.release()
     return rows
 
 

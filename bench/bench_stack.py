@@ -34,14 +34,17 @@ def round_trips(vc: VCard, n: int) -> list[Stats]:
                 raise RuntimeError(f"GET DATA answered {sw1:02X}{sw2:02X}")
 
         # Interleave batches so both see the same machine load.
-        floor_s, card_s = Stats("floor: responder answering 9000", []), Stats("card: GET DATA CPLC (9F7F, 45 bytes)", [])
+        floor_s, card_s = (
+            Stats("floor: responder answering 9000", []),
+            Stats("card: GET DATA CPLC (9F7F, 45 bytes)", []),
+        )
         try:
             for _ in range(5):
                 floor_s.samples += measure("", floor_apdu, n=n // 5).samples
                 card_s.samples += measure("", card_apdu, n=n // 5).samples
         finally:
-            card.disconnect()
-            floor.disconnect()
+            card.release()
+            floor.release()
         return [floor_s, card_s]
 
 

@@ -89,7 +89,7 @@ class LiveCard:
         try:
             data, sw1, sw2 = conn.transmit(list(raw))
         finally:
-            conn.disconnect()
+            conn.release()  # disconnect and release the PC/SC context now, not in a destructor
         return bytes(data) + bytes((sw1, sw2))
 
 

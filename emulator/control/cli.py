@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from .api import DaemonNotRunning, StackError, Status, VCard
+from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
 from .client import RequestFailed
 from .doctor import run_doctor
 from .pcsc import PcscError
@@ -70,6 +71,8 @@ def build_parser() -> Parser:
     rem.add_argument("--slot", type=_slot, default=0)
     rem.add_argument("--wait", action="store_true", help="return once pcscd reports the card gone")
     rem.add_argument("--timeout", type=float, default=5.0)
+
+    add_keys_parser(sub)
     return parser
 
 
@@ -128,6 +131,12 @@ def _cmd_down(vc: VCard, args: argparse.Namespace) -> int:
 def _cmd_status(vc: VCard, args: argparse.Namespace) -> int:
     status = vc.status()
     _print_status(status)
+    if status.running:
+        try:  # GET STATUS needs a secure channel; status must work without one
+            for line in status_registry_lines(status):
+                print(line)
+        except PcscError as exc:
+            print(f"registry: unavailable: {exc}")
     return EXIT_OK if status.running else EXIT_FAILURE
 
 
@@ -149,6 +158,13 @@ def _cmd_doctor(vc: VCard, args: argparse.Namespace) -> int:
     return EXIT_OK if run_doctor(vc) else EXIT_FAILURE
 
 
+def _cmd_keys(vc: VCard, args: argparse.Namespace) -> int:
+    try:
+        return run_keys(vc, args)
+    except KeysUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "up": _cmd_up,
     "down": _cmd_down,
@@ -156,6 +172,7 @@ COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "insert": _cmd_insert,
     "remove": _cmd_remove,
     "doctor": _cmd_doctor,
+    "keys": _cmd_keys,
 }
 
 

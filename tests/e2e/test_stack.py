@@ -59,7 +59,7 @@ def test_select_isd_and_get_data_through_pcscd(vcard: LiveCard) -> None:
         _, sw1, sw2 = conn.transmit([0x00, 0xA4])
         assert (sw1, sw2) == (0x67, 0x00)
     finally:
-        conn.disconnect()
+        conn.release()
 
 
 def test_remove_and_insert_are_observed_by_another_process(vcard: LiveCard) -> None:

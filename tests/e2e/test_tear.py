@@ -115,7 +115,7 @@ def test_sigkill_mid_write_leaves_old_or_new_state(vcard: LiveCard, tmp_path: Pa
         churn.halt.set()
         churn.join(timeout=10)
         with contextlib.suppress(Exception):
-            conn.disconnect()
+            conn.release()
         wait_gone(daemon)
         found = working_pin(state, vcard.profile, tmp_path)
         assert found in {churn.acked, churn.inflight}, (

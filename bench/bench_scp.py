@@ -1,0 +1,93 @@
+"""Secure channel cost: SCP03 handshake and a wrapped APDU vs the same APDU in the clear.
+
+Run: .venv/bin/python -m bench.bench_scp  (as root; starts and stops a private stack)
+
+Everything goes pyscard -> pcscd -> vpcd -> daemon, the host side being
+emulator.control.gpclient over minidriver.scp. Three logical channels keep the
+measurements apart, so they can be interleaved in batches (same machine load):
+
+* channel 0: GET DATA CPLC in the clear (the floor of this table);
+* channel 1: one SCP03 session at level 33 (C-MAC + C-DEC + R-MAC + R-ENC),
+  the same GET DATA wrapped and unwrapped;
+* channel 2: a full handshake each time, INITIALIZE UPDATE + EXTERNAL
+  AUTHENTICATE at level 33 (the card persists a sequence counter per
+  INITIALIZE UPDATE: i=70 uses pseudo-random challenges).
+
+Measures only; never asserts timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from emulator.control.api import VCard
+from emulator.control.gpclient import DEFAULT_TEST_KEY, GPSession, PcscTransport, release
+from minidriver.scp import StaticKeys
+
+from ._harness import Stats, connect, measure, private_stack, table
+
+GET_DATA_CPLC = bytes.fromhex("80CA9F7F00")
+OK = 0x9000
+KEYS = StaticKeys.same(DEFAULT_TEST_KEY, kvn=0xFF)  # the profile's factory TEST key set
+BATCHES = 5
+
+
+def _sw(response: bytes) -> int:
+    return int.from_bytes(response[-2:], "big")
+
+
+def _open_channel(transport: PcscTransport) -> int:
+    response = transport.transmit(bytes.fromhex("0070000001"))
+    if _sw(response) != OK:
+        raise RuntimeError(f"MANAGE CHANNEL answered {_sw(response):04X}")
+    return response[0]
+
+
+def secure_channel(vc: VCard, n: int) -> list[Stats]:
+    conn = connect(vc.reader_name(0))
+    transport = PcscTransport(conn)
+    try:
+        if _sw(transport.transmit(bytes.fromhex("00A4040008A00000015100000000"))) != OK:
+            raise RuntimeError("SELECT ISD failed")
+        wrapped_channel = _open_channel(transport)
+        session = GPSession.open(transport, KEYS, level=0x33, channel=wrapped_channel)
+        handshake_channel = _open_channel(transport)  # opened from channel 0: the ISD is selected
+
+        def plain() -> None:
+            if _sw(transport.transmit(GET_DATA_CPLC)) != OK:
+                raise RuntimeError("plain GET DATA failed")
+
+        def wrapped() -> None:
+            _, sw = session.send(bytes((GET_DATA_CPLC[0] | wrapped_channel,)) + GET_DATA_CPLC[1:])
+            if sw != OK:
+                raise RuntimeError(f"wrapped GET DATA answered {sw:04X}")
+
+        def handshake() -> None:
+            GPSession.open(transport, KEYS, level=0x33, channel=handshake_channel, select=False, scp02_i=0x15)
+
+        rows = [
+            Stats("GET DATA CPLC in the clear (floor)", []),
+            Stats("GET DATA CPLC wrapped, level 33", []),
+            Stats("SCP03 handshake: IU + EA, level 33", []),
+        ]
+        for _ in range(BATCHES):
+            for row, fn in zip(rows, (plain, wrapped, handshake), strict=True):
+                row.samples += measure("", fn, n=n // BATCHES, warmup=5).samples
+        return rows
+    finally:
+        release(conn)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=300, help="iterations per measurement")
+    args = parser.parse_args()
+    with private_stack() as vc:  # one private stack per process (libpcsclite fixes its socket)
+        rows = secure_channel(vc, args.n)
+        print(table("SCP03 through pyscard -> pcscd -> vpcd -> card (same run, interleaved)", rows, baseline=rows[0]))
+        wrap_cost = rows[1].median_ms - rows[0].median_ms
+        print(f"secure messaging adds {wrap_cost:.3f} ms per APDU at the median (host + card crypto)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""`vcard keys list|put|delete` and the registry lines of `vcard status`.
+
+Every command opens a real secure channel (SCP03 or SCP02, whichever the
+card's key set is) over PC/SC, through :mod:`.gpclient`. Key values are
+parsed here and never printed: not in output, not in error messages.
+
+Keys on the command line end up in shell history; they are meant for test
+keys. ``--keys-file``/``--auth-keys-file`` read a TOML or JSON file with
+``enc``, ``mac`` and ``dek`` (hex; or one ``key`` for all three).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from minidriver.scp import StaticKeys
+
+from .gpclient import (
+    DEFAULT_TEST_KEY,
+    GPClientError,
+    GPSession,
+    format_key_info,
+    logical_channel,
+    open_reader,
+    registry_lines,
+)
+
+if TYPE_CHECKING:
+    from .api import Status, VCard
+
+__all__ = ["KeysUsageError", "add_keys_parser", "run_keys", "status_registry_lines"]
+
+KEY_LENS = (16, 24, 32)
+ISSUER_KVNS = range(0x01, 0x80)
+AUTH_LEVELS = (0x01, 0x03, 0x11, 0x13, 0x33)  #: PUT KEY and DELETE need C-MAC at least
+
+
+class KeysUsageError(ValueError):
+    """A mistake on the command line; the CLI prints it in one line and exits 2."""
+
+
+def add_keys_parser(sub: Any) -> None:
+    """The ``keys`` subcommand and its ``list``, ``put`` and ``delete`` children."""
+    auth = argparse.ArgumentParser(add_help=False)
+    auth.add_argument("--slot", default="0", help="reader slot (default: 0)")
+    auth.add_argument("--auth-kvn", help="key set to authenticate with (default: the card's first)")
+    auth.add_argument("--auth-key", help="ENC = MAC = DEK, hex (default: the GP test key 40..4F); TEST KEYS ONLY")
+    auth.add_argument("--auth-enc", help="authentication ENC key, hex; TEST KEYS ONLY")
+    auth.add_argument("--auth-mac", help="authentication MAC key, hex; TEST KEYS ONLY")
+    auth.add_argument("--auth-dek", help="authentication DEK key, hex; TEST KEYS ONLY")
+    auth.add_argument("--auth-keys-file", help="TOML/JSON file with enc, mac, dek (hex) to authenticate with")
+    auth.add_argument("--level", help="security level: 01, 03, 11, 13 or 33 (default: the strongest offered)")
+
+    keys = sub.add_parser("keys", help="list, put and delete ISD key sets over a secure channel")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    ksub.add_parser("list", parents=[auth], help="key sets on the card (GET DATA E0); never key values")
+    put = ksub.add_parser("put", parents=[auth], help="add a key set, or replace one (PUT KEY)")
+    put.add_argument("--kvn", help="key version of the new key set, 0x01-0x7F")
+    put.add_argument("--enc", help="new ENC key, hex; TEST KEYS ONLY (use --keys-file for real keys)")
+    put.add_argument("--mac", help="new MAC key, hex; TEST KEYS ONLY")
+    put.add_argument("--dek", help="new DEK key, hex; TEST KEYS ONLY")
+    put.add_argument("--keys-file", help="TOML/JSON file with the new enc, mac, dek (hex) and optionally kvn")
+    put.add_argument("--replace", help="key version to replace (default: add a new key set)")
+    delete = ksub.add_parser("delete", parents=[auth], help="delete a key set (DELETE key)")
+    delete.add_argument("--kvn", required=True, help="key version to delete")
+
+
+# -- argument parsing ------------------------------------------------------------------
+def _number(option: str, text: str) -> int:
+    try:
+        return int(text, 0) if text.lower().startswith("0x") or text.isdigit() else int(text, 16)
+    except ValueError:
+        raise KeysUsageError(f"{option} must be a number such as 0x01, got {text!r}") from None
+
+
+def _kvn(option: str, text: str, allowed: range) -> int:
+    value = _number(option, text)
+    if value not in allowed:
+        raise KeysUsageError(f"{option} must be 0x{allowed.start:02X}-0x{allowed.stop - 1:02X}, got 0x{value:02X}")
+    return value
+
+
+def _key(option: str, text: str) -> bytes:
+    """Hex key; the message never repeats the value."""
+    try:
+        key = bytes.fromhex(text.replace(":", "").replace(" ", ""))
+    except ValueError:
+        raise KeysUsageError(f"{option} must be hex digits") from None
+    if len(key) not in KEY_LENS:
+        raise KeysUsageError(f"{option} must be 16, 24 or 32 bytes (32, 48 or 64 hex digits), got {len(key)} bytes")
+    return key
+
+
+def _keys_file(option: str, path: str) -> dict[str, Any]:
+    """A TOML or JSON table with ``enc``/``mac``/``dek`` or ``key``, and optionally ``kvn``."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+        mode = file.stat().st_mode
+    except OSError as exc:
+        raise KeysUsageError(f"{option}: cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode()
+        data = json.loads(text) if file.suffix == ".json" or text.lstrip().startswith("{") else tomllib.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError):
+        raise KeysUsageError(f"{option}: {path} is neither TOML nor JSON") from None
+    if not isinstance(data, dict):
+        raise KeysUsageError(f"{option}: {path} must hold a table with enc, mac and dek")
+    if mode & 0o077:
+        print(f"vcard: warning: {path} is readable by other users (chmod 600 it)", file=sys.stderr)
+    return data
+
+
+def _key_triple(option: str, data: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    if "key" in data:
+        if any(name in data for name in ("enc", "mac", "dek")):
+            raise KeysUsageError(f"{option}: give either key or enc/mac/dek, not both")
+        same = _key(f"{option} key", str(data["key"]))
+        return same, same, same
+    missing = [name for name in ("enc", "mac", "dek") if name not in data]
+    if missing:
+        raise KeysUsageError(f"{option}: missing {', '.join(missing)}")
+    enc, mac, dek = (_key(f"{option} {name}", str(data[name])) for name in ("enc", "mac", "dek"))
+    return enc, mac, dek
+
+
+def auth_keys(args: argparse.Namespace) -> tuple[StaticKeys, int]:
+    """The key set to open the channel with, and the KVN to ask for (0: the card's first)."""
+    kvn = _kvn("--auth-kvn", args.auth_kvn, range(0x00, 0x100)) if args.auth_kvn else 0
+    separate = {"enc": args.auth_enc, "mac": args.auth_mac, "dek": args.auth_dek}
+    given = [name for name, value in separate.items() if value]
+    sources = sum(bool(x) for x in (args.auth_key, given, args.auth_keys_file))
+    if sources > 1:
+        raise KeysUsageError(
+            "give the authentication keys one way: --auth-key, --auth-enc/--auth-mac/--auth-dek, or --auth-keys-file"
+        )
+    if args.auth_keys_file:
+        enc, mac, dek = _key_triple("--auth-keys-file", _keys_file("--auth-keys-file", args.auth_keys_file))
+    elif given:
+        if len(given) != 3:
+            raise KeysUsageError("--auth-enc, --auth-mac and --auth-dek go together")
+        enc, mac, dek = (_key(f"--auth-{name}", str(value)) for name, value in separate.items())
+    else:
+        same = _key("--auth-key", args.auth_key) if args.auth_key else DEFAULT_TEST_KEY
+        enc = mac = dek = same
+    return StaticKeys(kvn=kvn, enc=enc, mac=mac, dek=dek), kvn
+
+
+def _level(args: argparse.Namespace) -> int | None:
+    if not args.level:
+        return None
+    level = _number("--level", args.level if args.level.lower().startswith("0x") else f"0x{args.level}")
+    if level not in AUTH_LEVELS:
+        raise KeysUsageError(f"--level must be one of 01 03 11 13 33, got {args.level}")
+    return level
+
+
+def new_keys(args: argparse.Namespace) -> StaticKeys:
+    kvn = _kvn("--kvn", args.kvn, ISSUER_KVNS) if args.kvn else None
+    separate = {"enc": args.enc, "mac": args.mac, "dek": args.dek}
+    given = [name for name, value in separate.items() if value]
+    file_data: dict[str, Any] = {}
+    if args.keys_file:
+        if given:
+            raise KeysUsageError("give the new keys either with --keys-file or with --enc/--mac/--dek")
+        file_data = _keys_file("--keys-file", args.keys_file)
+        enc, mac, dek = _key_triple("--keys-file", file_data)
+    elif len(given) == 3:
+        enc, mac, dek = (_key(f"--{name}", str(value)) for name, value in separate.items())
+    else:
+        raise KeysUsageError("the new key set needs --enc, --mac and --dek (or --keys-file)")
+    if kvn is None and "kvn" in file_data:
+        kvn = _kvn("--keys-file kvn", str(file_data["kvn"]), ISSUER_KVNS)
+    if kvn is None:
+        raise KeysUsageError("--kvn is required (0x01-0x7F)")
+    return StaticKeys(kvn=kvn, enc=enc, mac=mac, dek=dek)
+
+
+# -- commands --------------------------------------------------------------------------
+def _open(transport: Any, args: argparse.Namespace, channel: int) -> GPSession:
+    keys, kvn = auth_keys(args)
+    try:
+        return GPSession.open(transport, keys, kvn=kvn, level=_level(args), channel=channel)
+    except GPClientError as exc:
+        if "cryptogram" in str(exc) or exc.sw == 0x6300:
+            raise GPClientError(f"{exc}; give the issuer keys with --auth-key or --auth-keys-file", sw=exc.sw) from None
+        raise
+
+
+def run_keys(vc: VCard, args: argparse.Namespace) -> int:
+    """``vcard keys ...``: validate everything before touching the card, then one session."""
+    slot = _number("--slot", args.slot)
+    auth_keys(args)
+    _level(args)
+    command = args.keys_command
+    put_keys = new_keys(args) if command == "put" else None
+    replace = _kvn("--replace", args.replace, ISSUER_KVNS) if command == "put" and args.replace else 0
+    delete_kvn = _kvn("--kvn", args.kvn, range(0x01, 0x100)) if command == "delete" else 0
+    reader = vc.reader_name(slot)
+    with open_reader(reader) as transport, logical_channel(transport) as channel:
+        session = _open(transport, args, channel)
+        try:
+            how = f"SCP{session.scp:02X} level {session.level:02X}, key set 0x{session.kvn:02X}"
+            if put_keys is not None:
+                session.put_key(put_keys, replace_kvn=replace)
+                done = f"replaced key set 0x{replace:02X} with" if replace else "added"
+                print(f"slot {slot}: {done} key set 0x{put_keys.kvn:02X} ({how})")
+            elif command == "delete":
+                session.delete_key(delete_kvn)
+                print(f"slot {slot}: deleted key set 0x{delete_kvn:02X} ({how})")
+            else:
+                print(f"slot {slot}: {reader} ({how})")
+            for line in format_key_info(session.key_information()):
+                print(f"  {line}")
+        finally:
+            session.close()
+    return 0
+
+
+def status_registry_lines(status: Status) -> list[str]:
+    """For ``vcard status``: GET STATUS of each present card, when the factory test keys still open it."""
+    out: list[str] = []
+    for s in status.slots:
+        if not s.present or not s.reader or not s.vpcd_connected:
+            continue
+        out += [f"slot {s.slot} {line}" for line in registry_lines(s.reader)]
+    return out
