@@ -115,12 +115,26 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
     env = ""
     if status.stack is not None and status.stack.pcscd_socket != "/run/pcscd/pcscd.comm":
         env = f"PCSCLITE_CSOCK_NAME={status.stack.pcscd_socket} "
+    me = _prog()
     print("\nTry:")
-    print(f"  {env}pcsc_scan -r              # the reader and card, as every PC/SC application sees them")
-    print(f"  {env}opensc-tool -l -a")
-    print("  vcard remove --wait; vcard insert --wait   # pull and re-insert the card")
-    print("  vcard down")
+    print(f"  {env}pcsc_scan -c                 # the card as every PC/SC application sees it (pcsc_scan: watch events)")
+    print(f"  {env}opensc-tool -l -a -n")
+    print(f"  {me} remove --wait; {me} insert --wait   # pull the card and put it back")
+    print(f"  {me} status; {me} down")
     return EXIT_OK
+
+
+def _prog() -> str:
+    """How the user reaches this command: `vcard` if it is on PATH, else its path."""
+    import os
+    import shutil
+
+    argv0 = sys.argv[0]
+    if os.path.basename(argv0) == "vcard" and shutil.which("vcard") == os.path.abspath(argv0):
+        return "vcard"
+    if os.path.basename(argv0) == "vcard":
+        return os.path.relpath(argv0) if not os.path.relpath(argv0).startswith("../..") else argv0
+    return "vcard"
 
 
 def _cmd_down(vc: VCard, args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ deselection (design.md "Card state").
 from __future__ import annotations
 
 import logging
-import os
+import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -31,12 +31,13 @@ from .credentials import Credential, Credentials
 from .keys import KeyRecord, PrivateKey, generate_private_key
 from .objects import ObjectID, cert_object_for_slot, certificate_object, default_ccc, default_chuid, default_discovery
 
-__all__ = ["Changes", "PIVState", "PendingAuth", "SecurityStatus", "default_pin_policy"]
+__all__ = ["Changes", "PIVState", "PendingAuth", "SecurityStatus", "default_pin_policy", "new_serial"]
 
 log = logging.getLogger(__name__)
 
 Changes = dict[str, bytes | None]
 SERIAL_LEN = 4
+MAX_SERIAL = 2**31 - 1  #: highest serial handed out (see new_serial)
 
 
 def default_pin_policy(slot: int) -> PinPolicy:
@@ -53,6 +54,16 @@ def resolve_policies(slot: int, pin: PinPolicy, touch: TouchPolicy) -> tuple[Pin
         default_pin_policy(slot) if pin is PinPolicy.DEFAULT else pin,
         TouchPolicy.NEVER if touch is TouchPolicy.DEFAULT else touch,
     )
+
+
+def new_serial() -> int:
+    """A random serial in 1..2**31-1, as YubiKey serials are.
+
+    The top bit stays clear because yubico-piv-tool prints the serial with
+    ``%d`` (a serial of 2**31 or more shows as a negative number) while ykman
+    prints it unsigned; below 2**31 every tool shows the same value.
+    """
+    return 1 + secrets.randbelow(MAX_SERIAL)
 
 
 class PendingAuth(Enum):
@@ -94,7 +105,7 @@ class PIVState:
 
     def provision(self) -> None:
         """First start: write everything a new card holds in one transaction."""
-        changes: Changes = {"serial": os.urandom(SERIAL_LEN)}
+        changes: Changes = {"serial": new_serial().to_bytes(SERIAL_LEN, "big")}
         changes |= self.factory_credentials()
         changes |= self.fresh_identity()
         attest_key = generate_private_key(Algorithm.ECCP256)

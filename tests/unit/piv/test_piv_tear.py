@@ -80,22 +80,35 @@ def check_key_record(raw: bytes) -> str:
 
 
 def run_worker(path: Path, before: Seen, seed: int, self_kill: int) -> list[list[str]]:
+    """Run one worker until it is killed; its event lines, every one of them.
+
+    All of stdout is read through ``proc.stdout``: ``readline()`` may buffer
+    lines the worker wrote right after "ready", and ``communicate()`` reads
+    the pipe's descriptor directly, so it would silently drop them (the
+    check then sees a counter that "skipped"). stderr goes to a file, so a
+    chatty worker cannot block on a full pipe while we read stdout.
+    """
     other = PINS[1] if before.pin == PINS[0] else PINS[0]
     args = [sys.executable, str(WORKER), str(path), before.pin, other, str(seed)]
     if self_kill:
         args.append(str(self_kill))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    err_path = path.with_name("worker.err")
+    with open(err_path, "w") as err_file:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err_file, env=env, text=True)
     assert proc.stdout is not None
-    first = proc.stdout.readline()
-    if first.strip() != "ready":
-        proc.kill()
-        raise AssertionError(f"worker did not start: {first!r} {proc.stderr.read() if proc.stderr else ''}")
-    if not self_kill:
-        time.sleep(random.uniform(0.0, 0.25))
-        proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, f"worker exited {proc.returncode}: {err}"
+    with proc.stdout:
+        first = proc.stdout.readline()
+        if first.strip() != "ready":
+            proc.kill()
+            proc.wait(timeout=30)
+            raise AssertionError(f"worker did not start: {first!r} {err_path.read_text()}")
+        if not self_kill:
+            time.sleep(random.uniform(0.0, 0.25))
+            proc.send_signal(signal.SIGKILL)
+        out = proc.stdout.read()  # to EOF: the rest of the buffer, then the pipe
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, f"worker exited {proc.returncode}: {err_path.read_text()}"
     return [line.split() for line in out.splitlines() if line]
 
 

@@ -29,6 +29,16 @@ def test_serial_is_random_per_card_and_persisted(tmp_path: Path) -> None:
     assert Host.fresh(Store(tmp_path / "a.sqlite")).ok(0xF8, 0x00, 0x00) == first
 
 
+def test_serial_fits_a_signed_32_bit_integer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """yubico-piv-tool prints the serial with %d: a top bit set showed a negative serial."""
+    import emulator.applets.piv.state as piv_state
+
+    assert all(1 <= piv_state.new_serial() < 2**31 for _ in range(200))
+    monkeypatch.setattr(piv_state.secrets, "randbelow", lambda n: n - 1)  # the largest draw
+    serial = int.from_bytes(Host.fresh(Store(tmp_path / "c.sqlite")).ok(0xF8, 0x00, 0x00), "big")
+    assert serial == 2**31 - 1
+
+
 def test_set_pin_retries_needs_management_key_and_pin(host: Host) -> None:
     assert host.sw(0xFA, 5, 6) == 0x6982
     host.authenticate()
