@@ -22,25 +22,18 @@ from dataclasses import dataclass, field
 
 from minidriver import gpcrypto
 from minidriver.scpbase import (
-    CHALLENGE_LEN,
     CLA_SM,
     CRYPTOGRAM_LEN,
-    INS,
     KDD_LEN,
     MAC_LEN,
-    MAX_SHORT_LC,
-    SW,
     AuthenticationError,
     ChannelState,
     CommandAPDU,
+    HostSession,
     SCPError,
-    SCPStateError,
+    SCPHost,
     SecurityLevel,
     StaticKeys,
-    check_channel,
-    check_cla_for_sm,
-    initialize_update_apdu,
-    split_response,
 )
 from minidriver.scpkeys import PutKeyCommand, put_key_data_des
 
@@ -93,27 +86,28 @@ class SCP02InitResponse:
         )
 
 
-@dataclass(slots=True)
-class _Session:
-    """Live session material; exists from a verified card cryptogram until close."""
+@dataclass(slots=True, kw_only=True)
+class _Session(HostSession):
+    """SCP02 session keys and the C-MAC chain."""
 
     s_enc: bytes = field(repr=False)
     c_mac: bytes = field(repr=False)
     s_dek: bytes = field(repr=False)
-    host_cryptogram: bytes = field(repr=False)
-    level: SecurityLevel = SecurityLevel.NONE
     icv: bytes = field(default=bytes(BLOCK), repr=False)  #: last C-MAC (GPCS E.4.4)
-    commands: int = 0
-    response_pending: bool = False
 
 
-class SCP02Host:
+class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
     """Host side of one SCP02 secure channel (GPCS Appendix E).
 
     ``i`` is the card's i-parameter (15, 55 or 05). ``host_challenge`` pins
     the first host challenge; ``channel`` is the logical channel (0-3) of
-    INITIALIZE UPDATE and EXTERNAL AUTHENTICATE.
+    INITIALIZE UPDATE and EXTERNAL AUTHENTICATE. SCP02 R-MAC is not
+    implemented, so :meth:`unwrap` checks nothing but keeps the same order
+    rules as SCP03, and callers can treat both alike.
     """
+
+    PROTOCOL = "SCP02"
+    _log = log
 
     def __init__(
         self,
@@ -129,169 +123,59 @@ class SCP02Host:
         for name, key in (("enc", keys.enc), ("mac", keys.mac), ("dek", keys.dek)):
             if len(key) != gpcrypto.DES_KEY_LEN:
                 raise ValueError(f"SCP02 {name} key must be 16 bytes (two-key 3DES), got {len(key)}")
-        if host_challenge is not None and len(host_challenge) != CHALLENGE_LEN:
-            raise ValueError(f"host_challenge must be {CHALLENGE_LEN} bytes, got {len(host_challenge)}")
-        check_channel(channel)
-        self._keys = keys
+        super().__init__(keys, host_challenge=host_challenge, random=random, channel=channel)
         self._i = i
-        self._random = random
-        self._channel = channel
-        self._pinned_challenge = host_challenge
-        self._host_challenge = b""
-        self._session: _Session | None = None
-        self._state = ChannelState.IDLE
-
-    @property
-    def state(self) -> ChannelState:
-        return self._state
-
-    @property
-    def level(self) -> SecurityLevel:
-        """The security level in force (NONE unless OPEN)."""
-        if self._state is ChannelState.OPEN and self._session is not None:
-            return self._session.level
-        return SecurityLevel.NONE
-
-    # --- state helpers -------------------------------------------------------
-
-    def _require(self, call: str, *allowed: ChannelState) -> None:
-        if self._state not in allowed:
-            raise SCPStateError(f"{call} cannot be used in state {self._state.name}")
-
-    def _live(self, call: str) -> _Session:
-        if self._session is None:
-            raise SCPStateError(f"{call}: no session in state {self._state.name}")
-        return self._session
-
-    def _move(self, new: ChannelState) -> None:
-        log.debug("SCP02 %s -> %s", self._state.name, new.name)
-        self._state = new
-
-    def close(self) -> None:
-        """End the session and drop its keys."""
-        self._session = None
-        self._host_challenge = b""
-        self._move(ChannelState.CLOSED)
-
-    def _fail(self, error: SCPError) -> SCPError:
-        self.close()
-        return error
 
     # --- handshake -----------------------------------------------------------
 
-    def initialize_update_apdu(self, kvn: int = 0) -> bytes:
-        """``80 50 KVN 00 08 <host challenge> 00`` (GPCS E.5.1). Allowed in any state."""
-        challenge = self._pinned_challenge or self._random(CHALLENGE_LEN)
-        self._pinned_challenge = None
-        if len(challenge) != CHALLENGE_LEN:
-            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {CHALLENGE_LEN}")
-        apdu = initialize_update_apdu(kvn, challenge, self._channel)
-        self._session = None
-        self._host_challenge = challenge
-        self._move(ChannelState.CHALLENGED)
-        return apdu
+    def _parse_initialize_update_response(self, data: bytes) -> SCP02InitResponse:
+        return SCP02InitResponse.parse(data)
 
-    def process_initialize_update_response(self, resp_data: bytes) -> SCP02InitResponse:
-        """Check the card's INITIALIZE UPDATE response data (no SW); derive session keys.
-
-        GPCS E.4.1 (session keys) and E.4.2.1 (card cryptogram: full 3DES MAC
+    def _authenticate_card(self, info: SCP02InitResponse) -> _Session:
+        """GPCS E.4.1 (session keys) and E.4.2.1 (card cryptogram: full 3DES MAC
         under S-ENC over host challenge || counter || card challenge).
         """
-        self._require("process_initialize_update_response", ChannelState.CHALLENGED)
-        try:
-            info = SCP02InitResponse.parse(resp_data)
-        except SCPError as exc:
-            raise self._fail(exc) from None
         seq = info.sequence_counter
         s_enc = gpcrypto.scp02_session_key(self._keys.enc, gpcrypto.SCP02Constant.S_ENC, seq)
         card_part = seq + info.card_challenge
         expected = gpcrypto.tdes_cbc_mac(s_enc, self._host_challenge + card_part)
         if not gpcrypto.ct_equal(expected, info.card_cryptogram):
-            raise self._fail(AuthenticationError("card cryptogram mismatch: wrong keys or not this card"))
-        self._session = _Session(
+            raise AuthenticationError("card cryptogram mismatch: wrong keys or not this card")
+        log.debug("SCP02 card authenticated: KVN %02X, i=%02X", info.kvn, self._i)
+        return _Session(
             s_enc=s_enc,
             c_mac=gpcrypto.scp02_session_key(self._keys.mac, gpcrypto.SCP02Constant.C_MAC, seq),
             s_dek=gpcrypto.scp02_session_key(self._keys.dek, gpcrypto.SCP02Constant.DEK, seq),
             host_cryptogram=gpcrypto.tdes_cbc_mac(s_enc, card_part + self._host_challenge),
         )
-        log.debug("SCP02 card authenticated: KVN %02X, i=%02X", info.kvn, self._i)
-        self._move(ChannelState.CARD_VERIFIED)
-        return info
 
-    def external_authenticate_apdu(self, level: int) -> bytes:
-        """``84 82 SL 00 10 <host cryptogram> <C-MAC>`` and open the channel (GPCS E.5.2).
-
-        The C-MAC is a retail MAC with a zero ICV; it seeds the ICV chain.
-        """
-        self._require("external_authenticate_apdu", ChannelState.CARD_VERIFIED)
-        session = self._live("external_authenticate_apdu")
+    def _security_level(self, session: _Session, level: int) -> SecurityLevel:
         if level not in SCP02_LEVELS:
             raise ValueError(f"SCP02 security level must be 00, 01 or 03 (no R-MAC here), got {level:02X}")
-        sl = SecurityLevel(level)
-        header = bytes([0x80 | CLA_SM | self._channel, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, CRYPTOGRAM_LEN + MAC_LEN])
-        mac = gpcrypto.retail_mac(session.c_mac, header + session.host_cryptogram, bytes(BLOCK))
-        session.icv = mac
-        session.level = sl
-        self._move(ChannelState.OPEN)
-        return header + session.host_cryptogram + mac
+        return SecurityLevel(level)
 
-    def process_external_authenticate_response(self, response: bytes) -> None:
-        """Optional: check the card accepted EXTERNAL AUTHENTICATE (data + SW); else close and raise."""
-        self._require("process_external_authenticate_response", ChannelState.OPEN)
-        if self._live("process_external_authenticate_response").commands:
-            raise SCPStateError("process_external_authenticate_response after commands were wrapped")
-        _, sw = split_response(response)
-        if sw != SW.OK:
-            raise self._fail(AuthenticationError(f"EXTERNAL AUTHENTICATE refused with SW {sw:04X}", sw=sw))
+    def _external_authenticate_mac(self, session: _Session, header: bytes) -> bytes:
+        """Retail MAC with a zero ICV (GPCS E.5.2); it seeds the ICV chain."""
+        session.icv = gpcrypto.retail_mac(session.c_mac, header + session.host_cryptogram, bytes(BLOCK))
+        return session.icv
 
-    # --- command and response protection -------------------------------------
+    # --- command protection ----------------------------------------------------
 
-    def wrap(self, apdu: bytes) -> bytes:
-        """C-MAC over the modified APDU, then C-DECRYPTION of the data (GPCS E.4.4, E.4.6).
+    def _encrypt_command_data(self, session: _Session, data: bytes) -> bytes:
+        """3DES-CBC, IV 0, of the padded data (GPCS E.4.6)."""
+        return gpcrypto.tdes_cbc_encrypt(session.s_enc, bytes(BLOCK), gpcrypto.pad80(data, BLOCK))
 
-        MAC input: ``CLA|04 INS P1 P2 Lc+8 || plaintext data``; ICV = previous
-        C-MAC, DES-encrypted with K1 when i has bit 10. Encryption is 3DES-CBC,
-        IV 0, of the padded data; commands without data are not encrypted.
+    def _command_mac(self, session: _Session, cmd: CommandAPDU, data: bytes) -> bytes:
+        """C-MAC over the modified APDU (GPCS E.4.4): ``CLA|04 INS P1 P2 Lc+8 || plaintext data``.
+
+        ICV = previous C-MAC, DES-encrypted with K1 when i has bit 10.
         """
-        self._require("wrap", ChannelState.OPEN)
-        session = self._live("wrap")
-        cmd = CommandAPDU.parse(apdu)
-        if not session.level & SecurityLevel.C_MAC:
-            session.commands += 1
-            session.response_pending = True
-            return apdu
-        check_cla_for_sm(cmd.cla)
-        data = cmd.data
-        if session.level & SecurityLevel.C_DECRYPTION and data:
-            data = gpcrypto.tdes_cbc_encrypt(session.s_enc, bytes(BLOCK), gpcrypto.pad80(data, BLOCK))
-        lc = len(data) + MAC_LEN
-        if lc > MAX_SHORT_LC:
-            raise SCPError(f"command data too long for secure messaging: Lc would be {lc}")
-        cla = cmd.cla | CLA_SM
         icv = session.icv
         if self._i & I_ICV_ENCRYPTION:
             icv = gpcrypto.des_ecb_encrypt(session.c_mac[:8], icv)
-        mac_input = bytes([cla, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + MAC_LEN]) + cmd.data
-        mac = gpcrypto.retail_mac(session.c_mac, mac_input, icv)
-        session.icv = mac
-        session.commands += 1
-        session.response_pending = True
-        wrapped = CommandAPDU(cla=cla, ins=cmd.ins, p1=cmd.p1, p2=cmd.p2, data=data + mac, has_le=cmd.has_le)
-        return bytes(wrapped)
-
-    def unwrap(self, response: bytes) -> bytes:
-        """Return the response to the last wrapped command (data + SW).
-
-        SCP02 R-MAC is not implemented, so nothing is checked; the call keeps
-        the same order rules as SCP03 so callers can treat both alike.
-        """
-        self._require("unwrap", ChannelState.OPEN)
-        session = self._live("unwrap")
-        if not session.response_pending:
-            raise SCPStateError("unwrap without a wrapped command awaiting its response")
-        split_response(response)
-        session.response_pending = False
-        return response
+        mac_input = bytes([cmd.cla | CLA_SM, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + MAC_LEN]) + cmd.data
+        session.icv = gpcrypto.retail_mac(session.c_mac, mac_input, icv)
+        return session.icv
 
     # --- key management -------------------------------------------------------
 

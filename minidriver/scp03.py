@@ -29,24 +29,17 @@ from minidriver.scpbase import (
     CHALLENGE_LEN,
     CLA_SM,
     CRYPTOGRAM_LEN,
-    INS,
     KDD_LEN,
     MAC_LEN,
-    MAX_SHORT_LC,
-    SW,
     AuthenticationError,
-    ChannelState,
     CommandAPDU,
+    HostSession,
     IntegrityError,
     SCPError,
-    SCPStateError,
+    SCPHost,
     SecurityLevel,
     StaticKeys,
-    check_channel,
-    check_cla_for_sm,
-    initialize_update_apdu,
     is_success_or_warning,
-    split_response,
 )
 from minidriver.scpkeys import AESKeyEncoding, PutKeyCommand, put_key_data_aes
 
@@ -122,24 +115,20 @@ class SCP03InitResponse:
         )
 
 
-@dataclass(slots=True)
-class _Session:
-    """Live session material; exists from a verified card cryptogram until close."""
+@dataclass(slots=True, kw_only=True)
+class _Session(HostSession):
+    """SCP03 session keys, the MAC chain and the encryption counter."""
 
     i: int
     s_enc: bytes = field(repr=False)
     s_mac: bytes = field(repr=False)
     s_rmac: bytes = field(repr=False)
-    host_cryptogram: bytes = field(repr=False)
-    level: SecurityLevel = SecurityLevel.NONE
     chain: bytes = field(default=bytes(BLOCK), repr=False)  #: MAC chaining value (Amd D §6.2.3)
     counter: int = 1  #: encryption counter of the next protected command (Amd D §6.2.6)
     last_counter: int = 0  #: counter of the command whose response is awaited
-    commands: int = 0  #: commands passed through wrap()
-    response_pending: bool = False
 
 
-class SCP03Host:
+class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
     """Host side of one SCP03 secure channel (GPC Amd D), S8 mode.
 
     ``host_challenge`` pins the first host challenge (for known-answer tests);
@@ -150,6 +139,9 @@ class SCP03Host:
     EXTERNAL AUTHENTICATE.
     """
 
+    PROTOCOL = "SCP03"
+    _log = log
+
     def __init__(
         self,
         keys: StaticKeys,
@@ -159,121 +151,46 @@ class SCP03Host:
         sd_aid: bytes | None = None,
         channel: int = 0,
     ) -> None:
-        if host_challenge is not None and len(host_challenge) != CHALLENGE_LEN:
-            raise ValueError(f"host_challenge must be {CHALLENGE_LEN} bytes, got {len(host_challenge)}")
         if sd_aid is not None and not 5 <= len(sd_aid) <= 16:
             raise ValueError(f"sd_aid must be 5-16 bytes, got {len(sd_aid)}")
-        check_channel(channel)
-        self._keys = keys
-        self._random = random
+        super().__init__(keys, host_challenge=host_challenge, random=random, channel=channel)
         self._sd_aid = sd_aid
-        self._channel = channel
-        self._pinned_challenge = host_challenge
-        self._host_challenge = b""
-        self._session: _Session | None = None
-        self._state = ChannelState.IDLE
-
-    @property
-    def state(self) -> ChannelState:
-        return self._state
-
-    @property
-    def level(self) -> SecurityLevel:
-        """The security level in force (NONE unless OPEN)."""
-        if self._state is ChannelState.OPEN and self._session is not None:
-            return self._session.level
-        return SecurityLevel.NONE
-
-    # --- state helpers -------------------------------------------------------
-
-    def _require(self, call: str, *allowed: ChannelState) -> None:
-        if self._state not in allowed:
-            raise SCPStateError(f"{call} cannot be used in state {self._state.name}")
-
-    def _live(self, call: str) -> _Session:
-        if self._session is None:
-            raise SCPStateError(f"{call}: no session in state {self._state.name}")
-        return self._session
-
-    def _move(self, new: ChannelState) -> None:
-        log.debug("SCP03 %s -> %s", self._state.name, new.name)
-        self._state = new
-
-    def close(self) -> None:
-        """End the session and drop its keys (after a failure, reset or SELECT; gp-scp.md §2.7)."""
-        self._session = None
-        self._host_challenge = b""
-        self._move(ChannelState.CLOSED)
-
-    def _fail(self, error: SCPError) -> SCPError:
-        self.close()
-        return error
 
     # --- handshake -----------------------------------------------------------
 
-    def initialize_update_apdu(self, kvn: int = 0) -> bytes:
-        """``80 50 KVN 00 08 <host challenge> 00`` (Amd D §7.1.1).
-
-        Allowed in any state: a new INITIALIZE UPDATE ends any current session.
-        ``kvn`` 0 lets the card pick its first key set.
-        """
-        challenge = self._pinned_challenge or self._random(CHALLENGE_LEN)
-        self._pinned_challenge = None
-        if len(challenge) != CHALLENGE_LEN:
-            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {CHALLENGE_LEN}")
-        apdu = initialize_update_apdu(kvn, challenge, self._channel)
-        self._session = None
-        self._host_challenge = challenge
-        self._move(ChannelState.CHALLENGED)
-        return apdu
-
-    def process_initialize_update_response(self, resp_data: bytes) -> SCP03InitResponse:
-        """Check the card's INITIALIZE UPDATE response data (no SW) and derive session keys.
-
-        Amd D §6.2.1 (session keys) and §6.2.2.2 (card cryptogram). A wrong
-        card cryptogram raises :class:`AuthenticationError` and closes the
-        channel: the card does not hold our keys.
-        """
-        self._require("process_initialize_update_response", ChannelState.CHALLENGED)
-        try:
-            info = SCP03InitResponse.parse(resp_data)
-        except SCPError as exc:
-            raise self._fail(exc) from None
+    def _parse_initialize_update_response(self, data: bytes) -> SCP03InitResponse:
+        info = SCP03InitResponse.parse(data)
         if info.i & SCP03Param.S16:
-            raise self._fail(SCPError(f"i=0x{info.i:02X}: SCP03 S16 mode is not supported"))
+            raise SCPError(f"i=0x{info.i:02X}: SCP03 S16 mode is not supported")
         if info.i not in SUPPORTED_I:
-            raise self._fail(SCPError(f"i=0x{info.i:02X} is not a supported SCP03 option"))
+            raise SCPError(f"i=0x{info.i:02X} is not a supported SCP03 option")
+        return info
+
+    def _authenticate_card(self, info: SCP03InitResponse) -> _Session:
+        """Amd D §6.2.2.1 (pseudo-random card challenge), §6.2.1 (session keys) and §6.2.2.2 (card cryptogram)."""
         keys = self._keys
         if info.sequence_counter is not None and self._sd_aid is not None:
             expected = gpcrypto.scp03_kdf(
                 keys.enc, KDFConstant.CARD_CHALLENGE, info.sequence_counter + self._sd_aid, 8 * CHALLENGE_LEN
             )
             if not gpcrypto.ct_equal(expected, info.card_challenge):
-                raise self._fail(AuthenticationError("card challenge is not the pseudo-random one for this SD AID"))
+                raise AuthenticationError("card challenge is not the pseudo-random one for this SD AID")
         context = self._host_challenge + info.card_challenge
         s_mac = gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_MAC, context, 8 * len(keys.mac))
         card_cryptogram = gpcrypto.scp03_kdf(s_mac, KDFConstant.CARD_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN)
         if not gpcrypto.ct_equal(card_cryptogram, info.card_cryptogram):
-            raise self._fail(AuthenticationError("card cryptogram mismatch: wrong keys or not this card"))
-        self._session = _Session(
+            raise AuthenticationError("card cryptogram mismatch: wrong keys or not this card")
+        log.debug("SCP03 card authenticated: KVN %02X, i=%02X", info.kvn, info.i)
+        return _Session(
             i=info.i,
             s_enc=gpcrypto.scp03_kdf(keys.enc, KDFConstant.S_ENC, context, 8 * len(keys.enc)),
             s_mac=s_mac,
             s_rmac=gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_RMAC, context, 8 * len(keys.mac)),
             host_cryptogram=gpcrypto.scp03_kdf(s_mac, KDFConstant.HOST_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN),
         )
-        log.debug("SCP03 card authenticated: KVN %02X, i=%02X", info.kvn, info.i)
-        self._move(ChannelState.CARD_VERIFIED)
-        return info
 
-    def external_authenticate_apdu(self, level: int) -> bytes:
-        """``84 82 SL 00 10 <host cryptogram> <C-MAC>`` and open the channel (Amd D §7.1.2).
-
-        The C-MAC starts the chain from 16 zero bytes; it is the only C-MAC
-        computed before the level applies, so even level 00 MACs this command.
-        """
-        self._require("external_authenticate_apdu", ChannelState.CARD_VERIFIED)
-        session = self._live("external_authenticate_apdu")
+    def _security_level(self, session: _Session, level: int) -> SecurityLevel:
+        """A level of Amd D §7.1.2 whose response protection the card's i allows."""
         if level not in SCP03_LEVELS:
             raise ValueError(f"SCP03 security level must be one of 00 01 03 11 13 33, got {level:02X}")
         sl = SecurityLevel(level)
@@ -281,100 +198,57 @@ class SCP03Host:
             raise SCPError(f"card i=0x{session.i:02X} does not support R-MAC (level {level:02X})")
         if sl & SecurityLevel.R_ENCRYPTION and not session.i & SCP03Param.R_ENCRYPTION:
             raise SCPError(f"card i=0x{session.i:02X} does not support R-ENCRYPTION (level {level:02X})")
-        cla = 0x80 | CLA_SM | self._channel
-        header = bytes([cla, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, CRYPTOGRAM_LEN + MAC_LEN])
-        mac_header = bytes([(cla & 0xF0) | CLA_SM]) + header[1:]
-        full_mac = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + session.host_cryptogram)
-        session.chain = full_mac
-        session.level = sl
-        self._move(ChannelState.OPEN)
-        return header + session.host_cryptogram + full_mac[:MAC_LEN]
+        return sl
 
-    def process_external_authenticate_response(self, response: bytes) -> None:
-        """Optional: check the card accepted EXTERNAL AUTHENTICATE (data + SW).
-
-        Anything but 9000 (usually 6300) closes the channel and raises
-        :class:`AuthenticationError`. Callers that never see the response (relay
-        mode) may skip this.
-        """
-        self._require("process_external_authenticate_response", ChannelState.OPEN)
-        if self._live("process_external_authenticate_response").commands:
-            raise SCPStateError("process_external_authenticate_response after commands were wrapped")
-        _, sw = split_response(response)
-        if sw != SW.OK:
-            raise self._fail(AuthenticationError(f"EXTERNAL AUTHENTICATE refused with SW {sw:04X}", sw=sw))
+    def _external_authenticate_mac(self, session: _Session, header: bytes) -> bytes:
+        """AES-CMAC chained from 16 zero bytes (Amd D §6.2.3), channel bits cleared."""
+        return self._chain_mac(session, header, session.host_cryptogram)
 
     # --- command and response protection -------------------------------------
 
-    def wrap(self, apdu: bytes) -> bytes:
-        """Protect one command per the level: C-DECRYPTION then C-MAC (Amd D §6.2.4, §6.2.6).
+    def _chain_mac(self, session: _Session, header: bytes, data: bytes) -> bytes:
+        """C-MAC of ``header || data`` with the channel bits of CLA cleared; advances the chain (Amd D §6.2.4)."""
+        mac_header = bytes([(header[0] & 0xF0) | CLA_SM]) + header[1:]
+        session.chain = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + data)
+        return session.chain[:MAC_LEN]
+
+    def _encrypt_command_data(self, session: _Session, data: bytes) -> bytes:
+        """AES-CBC of the padded data, ICV = E(S-ENC, counter) (Amd D §6.2.6)."""
+        icv = gpcrypto.aes_ecb_encrypt(session.s_enc, session.counter.to_bytes(BLOCK, "big"))
+        return gpcrypto.aes_cbc_encrypt(session.s_enc, icv, gpcrypto.pad80(data, BLOCK))
+
+    def _command_mac(self, session: _Session, cmd: CommandAPDU, data: bytes) -> bytes:
+        """C-MAC over the header with the protected Lc and the (encrypted) data.
 
         The counter advances for every protected command, with data or not
-        (gp-scp.md §2.5). The transmitted CLA keeps its channel bits and gains
-        bit 04; the MAC is computed with the channel bits cleared. A command
-        with Le carries Le 00. Nothing changes if the command does not fit.
+        (gp-scp.md §2.5).
         """
-        self._require("wrap", ChannelState.OPEN)
-        session = self._live("wrap")
-        cmd = CommandAPDU.parse(apdu)
-        if not session.level & SecurityLevel.C_MAC:
-            session.commands += 1
-            session.response_pending = True
-            return apdu
-        check_cla_for_sm(cmd.cla)
-        data = cmd.data
-        if session.level & SecurityLevel.C_DECRYPTION and data:
-            icv = gpcrypto.aes_ecb_encrypt(session.s_enc, session.counter.to_bytes(BLOCK, "big"))
-            data = gpcrypto.aes_cbc_encrypt(session.s_enc, icv, gpcrypto.pad80(data, BLOCK))
-        lc = len(data) + MAC_LEN
-        if lc > MAX_SHORT_LC:
-            raise SCPError(f"command data too long for secure messaging: Lc would be {lc}")
-        mac_header = bytes([(cmd.cla & 0xF0) | CLA_SM, cmd.ins, cmd.p1, cmd.p2, lc])
-        full_mac = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + data)
-        session.chain = full_mac
+        mac = self._chain_mac(session, bytes([cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(data) + MAC_LEN]), data)
         session.last_counter = session.counter
         session.counter += 1
-        session.commands += 1
-        session.response_pending = True
-        wrapped = CommandAPDU(
-            cla=cmd.cla | CLA_SM,
-            ins=cmd.ins,
-            p1=cmd.p1,
-            p2=cmd.p2,
-            data=data + full_mac[:MAC_LEN],
-            has_le=cmd.has_le,
-        )
-        return bytes(wrapped)
+        return mac
 
-    def unwrap(self, response: bytes) -> bytes:
-        """Check R-MAC and undo R-ENCRYPTION of the response to the last wrapped command (Amd D §6.2.5, §6.2.7).
+    def _unprotect_response(self, session: _Session, response: bytes, data: bytes, sw: int) -> bytes:
+        """Check R-MAC and undo R-ENCRYPTION (Amd D §6.2.5, §6.2.7).
 
-        Input and output are ``data || SW1 SW2``. Error status words come back
-        bare and are returned unchanged; 9000/62xx/63xx must carry the R-MAC
-        when the level has it. A bad R-MAC or padding closes the channel and
-        raises :class:`IntegrityError`.
+        Error status words come back bare and are returned unchanged;
+        9000/62xx/63xx must carry the R-MAC when the level has it.
         """
-        self._require("unwrap", ChannelState.OPEN)
-        session = self._live("unwrap")
-        if not session.response_pending:
-            raise SCPStateError("unwrap without a wrapped command awaiting its response")
-        data, sw = split_response(response)
-        session.response_pending = False
         if not session.level & SecurityLevel.R_MAC or not is_success_or_warning(sw):
             return response
         if len(data) < MAC_LEN:
-            raise self._fail(IntegrityError(f"response with SW {sw:04X} lacks its R-MAC", sw=sw))
+            raise IntegrityError(f"response with SW {sw:04X} lacks its R-MAC", sw=sw)
         body, rmac = data[:-MAC_LEN], data[-MAC_LEN:]
         sw_bytes = response[-2:]
         expected = gpcrypto.aes_cmac(session.s_rmac, session.chain + body + sw_bytes)[:MAC_LEN]
         if not gpcrypto.ct_equal(expected, rmac):
-            raise self._fail(IntegrityError("R-MAC mismatch: response altered or not from this session", sw=sw))
+            raise IntegrityError("R-MAC mismatch: response altered or not from this session", sw=sw)
         if session.level & SecurityLevel.R_ENCRYPTION and body:
             icv = gpcrypto.aes_ecb_encrypt(session.s_enc, b"\x80" + session.last_counter.to_bytes(BLOCK - 1, "big"))
             try:
                 body = gpcrypto.unpad80(gpcrypto.aes_cbc_decrypt(session.s_enc, icv, body), BLOCK)
             except ValueError:
-                raise self._fail(IntegrityError("R-ENCRYPTION: bad length or padding", sw=sw)) from None
+                raise IntegrityError("R-ENCRYPTION: bad length or padding", sw=sw) from None
         return body + sw_bytes
 
     # --- key management -------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Shared vocabulary of the host-side secure channels: errors, states, levels, keys, APDUs.
+"""Shared part of the host-side secure channels: errors, states, levels, keys, APDUs,
+and :class:`SCPHost`, the state machine both protocols run.
 
 The host classes (:class:`minidriver.scp03.SCP03Host`,
 :class:`minidriver.scp02.SCP02Host`) are sans-I/O: they build command bytes and
@@ -13,12 +14,19 @@ test). Each host is a small state machine::
     any --initialize_update_apdu--> CHALLENGED  (a new INITIALIZE UPDATE ends a session)
 
 Any other call raises :class:`SCPStateError` naming the call and the state.
+:class:`SCPHost` owns the states, the host challenge, the APDU headers, Lc
+limits and the SM bit; a protocol module adds only its crypto, through the
+``_``-prefixed hooks.
 """
 
 from __future__ import annotations
 
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag, auto
+from typing import ClassVar, Generic, TypeVar
 
 __all__ = [
     "INS",
@@ -26,8 +34,10 @@ __all__ = [
     "AuthenticationError",
     "ChannelState",
     "CommandAPDU",
+    "HostSession",
     "IntegrityError",
     "SCPError",
+    "SCPHost",
     "SCPStateError",
     "SecurityLevel",
     "StaticKeys",
@@ -217,3 +227,220 @@ def initialize_update_apdu(kvn: int, host_challenge: bytes, channel: int) -> byt
         has_le=True,
     )
     return bytes(cmd)
+
+
+@dataclass(slots=True, kw_only=True)
+class HostSession:
+    """Live session material, from a verified card cryptogram until close; protocols add their keys."""
+
+    host_cryptogram: bytes = field(repr=False)
+    level: SecurityLevel = SecurityLevel.NONE
+    commands: int = 0  #: commands passed through wrap()
+    response_pending: bool = False
+
+
+SessionT = TypeVar("SessionT", bound=HostSession)
+InitResponseT = TypeVar("InitResponseT")
+
+
+class SCPHost(ABC, Generic[SessionT, InitResponseT]):
+    """Host side of one secure channel: the state machine above; subclasses add the crypto.
+
+    A failed check of the card's INITIALIZE UPDATE response, EXTERNAL
+    AUTHENTICATE status or a protected response closes the channel: the
+    hooks only raise, and this class drops the keys.
+    """
+
+    PROTOCOL: ClassVar[str]  #: "SCP03" or "SCP02", for log lines
+    _log: ClassVar[logging.Logger]  #: the protocol module's logger
+
+    def __init__(
+        self, keys: StaticKeys, *, host_challenge: bytes | None, random: Callable[[int], bytes], channel: int
+    ) -> None:
+        if host_challenge is not None and len(host_challenge) != CHALLENGE_LEN:
+            raise ValueError(f"host_challenge must be {CHALLENGE_LEN} bytes, got {len(host_challenge)}")
+        check_channel(channel)
+        self._keys = keys
+        self._random = random
+        self._channel = channel
+        self._pinned_challenge = host_challenge
+        self._host_challenge = b""
+        self._session: SessionT | None = None
+        self._state = ChannelState.IDLE
+
+    @property
+    def state(self) -> ChannelState:
+        return self._state
+
+    @property
+    def level(self) -> SecurityLevel:
+        """The security level in force (NONE unless OPEN)."""
+        if self._state is ChannelState.OPEN and self._session is not None:
+            return self._session.level
+        return SecurityLevel.NONE
+
+    # --- state helpers -------------------------------------------------------
+
+    def _require(self, call: str, *allowed: ChannelState) -> None:
+        if self._state not in allowed:
+            raise SCPStateError(f"{call} cannot be used in state {self._state.name}")
+
+    def _live(self, call: str) -> SessionT:
+        if self._session is None:
+            raise SCPStateError(f"{call}: no session in state {self._state.name}")
+        return self._session
+
+    def _move(self, new: ChannelState) -> None:
+        self._log.debug("%s %s -> %s", self.PROTOCOL, self._state.name, new.name)
+        self._state = new
+
+    def close(self) -> None:
+        """End the session and drop its keys (after a failure, reset or SELECT; gp-scp.md §2.7)."""
+        self._session = None
+        self._host_challenge = b""
+        self._move(ChannelState.CLOSED)
+
+    def _fail(self, error: SCPError) -> SCPError:
+        self.close()
+        return error
+
+    # --- handshake -----------------------------------------------------------
+
+    def initialize_update_apdu(self, kvn: int = 0) -> bytes:
+        """``80 50 KVN 00 08 <host challenge> 00`` (GPCS E.5.1, Amd D §7.1.1).
+
+        Allowed in any state: a new INITIALIZE UPDATE ends any current session.
+        ``kvn`` 0 lets the card pick its first key set.
+        """
+        challenge = self._pinned_challenge or self._random(CHALLENGE_LEN)
+        self._pinned_challenge = None
+        if len(challenge) != CHALLENGE_LEN:
+            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {CHALLENGE_LEN}")
+        apdu = initialize_update_apdu(kvn, challenge, self._channel)
+        self._session = None
+        self._host_challenge = challenge
+        self._move(ChannelState.CHALLENGED)
+        return apdu
+
+    def process_initialize_update_response(self, resp_data: bytes) -> InitResponseT:
+        """Check the card's INITIALIZE UPDATE response data (no SW) and derive session keys.
+
+        A malformed response or a wrong card cryptogram (:class:`AuthenticationError`:
+        the card does not hold our keys) closes the channel.
+        """
+        self._require("process_initialize_update_response", ChannelState.CHALLENGED)
+        try:
+            info = self._parse_initialize_update_response(resp_data)
+            session = self._authenticate_card(info)
+        except SCPError as exc:
+            raise self._fail(exc) from None
+        self._session = session
+        self._move(ChannelState.CARD_VERIFIED)
+        return info
+
+    def external_authenticate_apdu(self, level: int) -> bytes:
+        """``84 82 SL 00 10 <host cryptogram> <C-MAC>`` and open the channel (GPCS E.5.2, Amd D §7.1.2).
+
+        This C-MAC starts the chain; it is computed before the level applies,
+        so even level 00 MACs this command.
+        """
+        self._require("external_authenticate_apdu", ChannelState.CARD_VERIFIED)
+        session = self._live("external_authenticate_apdu")
+        sl = self._security_level(session, level)
+        cla = CLA_GP | CLA_SM | self._channel
+        header = bytes([cla, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, CRYPTOGRAM_LEN + MAC_LEN])
+        mac = self._external_authenticate_mac(session, header)
+        session.level = sl
+        self._move(ChannelState.OPEN)
+        return header + session.host_cryptogram + mac
+
+    def process_external_authenticate_response(self, response: bytes) -> None:
+        """Optional: check the card accepted EXTERNAL AUTHENTICATE (data + SW).
+
+        Anything but 9000 (usually 6300) closes the channel and raises
+        :class:`AuthenticationError`. Callers that never see the response (relay
+        mode) may skip this.
+        """
+        self._require("process_external_authenticate_response", ChannelState.OPEN)
+        if self._live("process_external_authenticate_response").commands:
+            raise SCPStateError("process_external_authenticate_response after commands were wrapped")
+        _, sw = split_response(response)
+        if sw != SW.OK:
+            raise self._fail(AuthenticationError(f"EXTERNAL AUTHENTICATE refused with SW {sw:04X}", sw=sw))
+
+    # --- command and response protection -------------------------------------
+
+    def wrap(self, apdu: bytes) -> bytes:
+        """Protect one command per the level: C-DECRYPTION of the data, then the C-MAC.
+
+        The transmitted CLA keeps its channel bits and gains bit 04; a command
+        with Le keeps it. A command that does not fit (Lc over 255 once
+        protected) raises :class:`SCPError` and leaves the chain untouched.
+        Below C-MAC the command passes unchanged.
+        """
+        self._require("wrap", ChannelState.OPEN)
+        session = self._live("wrap")
+        cmd = CommandAPDU.parse(apdu)
+        if session.level & SecurityLevel.C_MAC:
+            check_cla_for_sm(cmd.cla)
+            data = cmd.data
+            if session.level & SecurityLevel.C_DECRYPTION and data:
+                data = self._encrypt_command_data(session, data)
+            lc = len(data) + MAC_LEN
+            if lc > MAX_SHORT_LC:
+                raise SCPError(f"command data too long for secure messaging: Lc would be {lc}")
+            mac = self._command_mac(session, cmd, data)
+            wrapped = CommandAPDU(
+                cla=cmd.cla | CLA_SM, ins=cmd.ins, p1=cmd.p1, p2=cmd.p2, data=data + mac, has_le=cmd.has_le
+            )
+            apdu = bytes(wrapped)
+        session.commands += 1
+        session.response_pending = True
+        return apdu
+
+    def unwrap(self, response: bytes) -> bytes:
+        """Return the response to the last wrapped command (``data || SW1 SW2``), unprotected.
+
+        One response per wrapped command. A response that fails its R-MAC or
+        R-ENCRYPTION check closes the channel and raises :class:`IntegrityError`.
+        """
+        self._require("unwrap", ChannelState.OPEN)
+        session = self._live("unwrap")
+        if not session.response_pending:
+            raise SCPStateError("unwrap without a wrapped command awaiting its response")
+        data, sw = split_response(response)
+        session.response_pending = False
+        try:
+            return self._unprotect_response(session, response, data, sw)
+        except SCPError as exc:
+            raise self._fail(exc) from None
+
+    # --- protocol hooks --------------------------------------------------------
+
+    @abstractmethod
+    def _parse_initialize_update_response(self, data: bytes) -> InitResponseT:
+        """Parse and vet the response data; ``SCPError`` if this host cannot use it."""
+
+    @abstractmethod
+    def _authenticate_card(self, info: InitResponseT) -> SessionT:
+        """Derive the session and check the card cryptogram; ``AuthenticationError`` if wrong."""
+
+    @abstractmethod
+    def _security_level(self, session: SessionT, level: int) -> SecurityLevel:
+        """``level`` as a :class:`SecurityLevel`; ``ValueError``/``SCPError`` if not offered."""
+
+    @abstractmethod
+    def _external_authenticate_mac(self, session: SessionT, header: bytes) -> bytes:
+        """The C-MAC of EXTERNAL AUTHENTICATE (``header`` is its 5 bytes); starts the chain."""
+
+    @abstractmethod
+    def _encrypt_command_data(self, session: SessionT, data: bytes) -> bytes:
+        """C-DECRYPTION of non-empty command data."""
+
+    @abstractmethod
+    def _command_mac(self, session: SessionT, cmd: CommandAPDU, data: bytes) -> bytes:
+        """The C-MAC of ``cmd`` whose data is now ``data`` (maybe encrypted); advances the chain."""
+
+    def _unprotect_response(self, session: SessionT, response: bytes, data: bytes, sw: int) -> bytes:
+        """Check and strip response protection; without R-MAC there is none."""
+        return response

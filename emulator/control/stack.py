@@ -175,8 +175,15 @@ def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) ->
     script = f'"{ip}" link set lo up && '
     args = [unshare, "--net"]
     if private_dir is not None:
-        args += ["--mount", "--propagation", "private"]
-        script += f'mount --bind "$1" {SYSTEM_PCSCD_DIR} && '
+        # Make the mounts private before the bind mount, so it can never propagate to the
+        # host's namespace. `/` may not be a mount point (chroots): then the mount that
+        # holds /run/pcscd is made private instead; if neither works, nothing is mounted.
+        args += ["--mount", "--propagation", "unchanged"]
+        script += (
+            "{ mount --make-rprivate / 2>/dev/null || "
+            f'mount --make-rprivate "$(findmnt -n -o TARGET --target {SYSTEM_PCSCD_DIR})"; }} && '
+            f'mount --bind "$1" {SYSTEM_PCSCD_DIR} && '
+        )
     script += f'exec "{pcscd}" --foreground' + (" --debug" if os.environ.get("VCARD_PCSCD_DEBUG") else "")
     args += ["--", "sh", "-c", script, "sh", str(private_dir or "")]
     return subprocess.Popen(args, stdout=log_file, stderr=log_file, start_new_session=True)
