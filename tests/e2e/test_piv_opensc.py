@@ -12,13 +12,8 @@ whose slot holds a certificate. OpenSC numbers the PKCS#11 objects of slots
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
-import shutil
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,159 +21,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.x509.oid import NameOID
+from piv_e2e import MGMT_KEY, PIN, key_with_certificate, metadata_public_key, ok, p11, piv_link, run, tlvs, yp
 
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
 
-PIN = "123456"
-MGMT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")  # profile TEST key
 DEFAULT_ATR = bytes.fromhex("3B87018065766361726401")
-P11_MODULES = (
-    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-    "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
-    "/usr/lib/opensc-pkcs11.so",
-)
 MESSAGE = b"vcard e2e: signed by a virtual PIV card\n"
-SELECT_PIV = bytes.fromhex("00A4040009A00000030800001000")
-
-
-def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{tool} is not installed (CI=true: install opensc, opensc-pkcs11, yubico-piv-tool)")
-        pytest.skip(f"{tool} is not installed")
-    return path
-
-
-def _p11_module() -> str:
-    for path in P11_MODULES:
-        if Path(path).exists():
-            return path
-    _need("opensc-pkcs11.so")  # skips, or fails under CI
-    raise AssertionError("unreachable")
-
-
-def run(args: list[str], card: LiveCard, *, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    _need(args[0])
-    return subprocess.run(args, env=env or card.env, capture_output=True, text=True, timeout=60)
-
-
-def p11(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    """pkcs11-tool on the vcard's slot (the second vpcd reader is empty, but be explicit)."""
-    return run(["pkcs11-tool", "--module", _p11_module(), "--slot-description", card.reader, *args], card)
-
-
-def yp(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    """yubico-piv-tool; -r because its default reader filter is "Yubikey"."""
-    return run(["yubico-piv-tool", "-r", card.reader, *args], card)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-# -- card access through pyscard, for what the tools do not show ---------------------
-class PIVLink:
-    """A pyscard connection with the PIV applet selected."""
-
-    def __init__(self, conn: object) -> None:
-        self.conn = conn
-        assert self.send(SELECT_PIV)[1] == 0x9000
-
-    def send(self, apdu: bytes) -> tuple[bytes, int]:
-        data, sw1, sw2 = self.conn.transmit(list(apdu))  # type: ignore[attr-defined]
-        out = bytes(data)
-        while sw1 == 0x61:  # GET RESPONSE
-            data, sw1, sw2 = self.conn.transmit([0x00, 0xC0, 0x00, 0x00, sw2])  # type: ignore[attr-defined]
-            out += bytes(data)
-        return out, (sw1 << 8) | sw2
-
-    def metadata(self, ref: int) -> dict[int, bytes] | None:
-        """GET METADATA (EXTENSIONS.md); None for an empty slot (6A88)."""
-        data, sw = self.send(bytes((0x00, 0xF7, 0x00, ref, 0x00)))
-        if sw == 0x6A88:
-            return None
-        assert sw == 0x9000, f"GET METADATA {ref:02X}: {sw:04X}"
-        return dict(tlvs(data))
-
-    def get_object(self, tag: int) -> bytes:
-        tag_bytes = tag.to_bytes(3, "big")
-        data, sw = self.send(bytes.fromhex("00CB3FFF05 5C03".replace(" ", "")) + tag_bytes + b"\x00")
-        assert sw == 0x9000, f"GET DATA {tag:06X}: {sw:04X}"
-        return dict(tlvs(data))[0x53]
-
-
-@contextmanager
-def piv_link(card: LiveCard) -> Iterator[PIVLink]:
-    conn = card.connect()
-    try:
-        yield PIVLink(conn)
-    finally:
-        conn.disconnect()
-
-
-def tlvs(data: bytes) -> list[tuple[int, bytes]]:
-    """BER-TLV items of one level (tags of one or two bytes, lengths up to 82)."""
-    out, i = [], 0
-    while i < len(data):
-        tag = data[i]
-        i += 1
-        if tag & 0x1F == 0x1F:
-            tag = (tag << 8) | data[i]
-            i += 1
-        length = data[i]
-        i += 1
-        if length & 0x80:
-            n = length & 0x7F
-            length = int.from_bytes(data[i : i + n], "big")
-            i += n
-        out.append((tag, data[i : i + length]))
-        i += length
-    return out
-
-
-def metadata_public_key(meta: dict[int, bytes]) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
-    parts = dict(tlvs(meta[0x04]))
-    if 0x86 in parts:
-        return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), parts[0x86])
-    return rsa.RSAPublicNumbers(int.from_bytes(parts[0x82], "big"), int.from_bytes(parts[0x81], "big")).public_key()
-
-
-# -- preparing keys with yubico-piv-tool -----------------------------------------------
-def certificate_for(public: object, subject: str) -> x509.Certificate:
-    """A certificate for a card key, issued by a throwaway test CA (TEST ONLY)."""
-    ca = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcard e2e test CA (TEST ONLY)")]))
-        .public_key(public)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(ca, hashes.SHA256())
-    )
-
-
-def provision(card: LiveCard, tmp: Path, slot: int, algorithm: str) -> x509.Certificate:
-    """Generate a key in ``slot`` on the card and import a certificate for it."""
-    pub_path = tmp / f"pub{slot:02x}.pem"
-    assert "Successfully generated a new private key." in ok(
-        yp(card, "-a", "generate", "-s", f"{slot:02x}", "-A", algorithm, "-o", str(pub_path))
-    )
-    public = serialization.load_pem_public_key(pub_path.read_bytes())
-    cert = certificate_for(public, f"vcard e2e {slot:02X}")
-    cert_path = tmp / f"cert{slot:02x}.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    assert "Successfully imported a new certificate." in ok(
-        yp(card, "-a", "import-certificate", "-s", f"{slot:02x}", "-i", str(cert_path))
-    )
-    return cert
 
 
 def read_p11_cert(card: LiveCard, tmp: Path, p11_id: str) -> x509.Certificate:
@@ -283,7 +133,7 @@ def test_pkcs11_ecdsa_signatures_with_9a_verify(vcard: LiveCard, tmp_path: Path)
 
 
 def test_pkcs11_rsa_signatures_with_9c_verify(vcard: LiveCard, tmp_path: Path) -> None:
-    cert = provision(vcard, tmp_path, 0x9C, "RSA2048")
+    cert, _ = key_with_certificate(vcard, tmp_path, "9c", "RSA2048")
     public = cert.public_key()
     assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
     assert read_p11_cert(vcard, tmp_path, "02") == cert
@@ -312,7 +162,7 @@ def test_pkcs11_rsa_signatures_with_9c_verify(vcard: LiveCard, tmp_path: Path) -
 
 
 def test_pkcs11_rsa_decryption_with_9d(vcard: LiveCard, tmp_path: Path) -> None:
-    cert = provision(vcard, tmp_path, 0x9D, "RSA2048")
+    cert, _ = key_with_certificate(vcard, tmp_path, "9d", "RSA2048")
     public = cert.public_key()
     assert isinstance(public, rsa.RSAPublicKey)
     secret = os.urandom(32)
@@ -333,7 +183,7 @@ def test_pkcs11_rsa_decryption_with_9d(vcard: LiveCard, tmp_path: Path) -> None:
 
 
 def test_pkcs11_ecdh_derive_with_9d(vcard: LiveCard, tmp_path: Path) -> None:
-    cert = provision(vcard, tmp_path, 0x9D, "ECCP256")
+    cert, _ = key_with_certificate(vcard, tmp_path, "9d", "ECCP256")
     card_public = cert.public_key()
     assert isinstance(card_public, ec.EllipticCurvePublicKey)
     peer = ec.generate_private_key(ec.SECP256R1())

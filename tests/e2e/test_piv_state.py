@@ -8,17 +8,13 @@ the PIN's verified status is transient (lost when the card is pulled).
 
 from __future__ import annotations
 
-import datetime
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from piv_e2e import PIN, PUK, failed, key_with_certificate, ok, p11, status, yp
 
 from emulator.control.api import VCard
 from emulator.control.stack import pid_alive, read_pid, stop_daemon
@@ -26,68 +22,10 @@ from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
 
-PIN, PUK = "123456", "12345678"
-P11_MODULE = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{name} is not installed (CI=true: install opensc, opensc-pkcs11, yubico-piv-tool)")
-        pytest.skip(f"{name} is not installed")
-    return path
-
-
-def yp(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    """yubico-piv-tool; -r because its default reader filter is "Yubikey"."""
-    args = (tool("yubico-piv-tool"), "-r", card.reader, *args)
-    return subprocess.run(args, env=card.env, capture_output=True, text=True, timeout=60)
-
-
-def p11(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    if not Path(P11_MODULE).exists():
-        tool("opensc-pkcs11.so")  # skips, or fails under CI
-    args = (tool("pkcs11-tool"), "--module", P11_MODULE, "--slot-description", card.reader, *args)
-    return subprocess.run(args, env=card.env, capture_output=True, text=True, timeout=60)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def failed(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, f"{proc.args} should have failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
 
 def tries_left(card: LiveCard) -> str:
     """`status`'s "PIN tries left" (VERIFY without data; right after a pull the PIN is never verified)."""
-    out = ok(yp(card, "-a", "status"))
-    return out.split("PIN tries left:\t", 1)[1].split()[0]
-
-
-def key_with_certificate(card: LiveCard, tmp: Path, slot: str, algorithm: str, *extra: str) -> Path:
-    """Generate in ``slot``, import a certificate from a throwaway CA (TEST ONLY); returns the PEM path."""
-    pub = tmp / f"pub{slot}.pem"
-    ok(yp(card, *extra, "-a", "generate", "-s", slot, "-A", algorithm, "-o", str(pub)))
-    ca = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"vcard e2e {slot}")]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcard e2e test CA (TEST ONLY)")]))
-        .public_key(serialization.load_pem_public_key(pub.read_bytes()))  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(ca, hashes.SHA256())
-    )
-    path = tmp / f"cert{slot}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    ok(yp(card, *extra, "-a", "import-certificate", "-s", slot, "-i", str(path)))
-    return path
+    return status(card)["PIN tries left"]
 
 
 def pull_and_insert(card: LiveCard) -> None:
@@ -96,7 +34,7 @@ def pull_and_insert(card: LiveCard) -> None:
 
 
 def test_counter_and_keys_survive_a_pull_but_the_verified_pin_does_not(vcard: LiveCard, tmp_path: Path) -> None:
-    cert = key_with_certificate(vcard, tmp_path, "9d", "ECCP256")
+    _, cert = key_with_certificate(vcard, tmp_path, "9d", "ECCP256")
     assert "2 tries left" in failed(yp(vcard, "-a", "verify-pin", "-P", "000000"))
     pull_and_insert(vcard)
     assert tries_left(vcard) == "2"
@@ -138,7 +76,7 @@ def test_everything_persists_across_a_daemon_restart(vcard_stack: VCard, vcard: 
     ok(yp(vcard, "-a", "change-pin", "-P", PIN, "-N", "654321"))
     ok(yp(vcard, "-a", "change-puk", "-P", PUK, "-N", "87654321"))
     ok(yp(vcard, "-a", "set-mgm-key", "-n", new_mgmt))
-    cert_path = key_with_certificate(vcard, tmp_path, "9d", "RSA2048", f"-k{new_mgmt}")
+    _, cert_path = key_with_certificate(vcard, tmp_path, "9d", "RSA2048", f"-k{new_mgmt}")
     assert "2 tries left" in failed(yp(vcard, "-a", "verify-pin", "-P", "000000"))
     serial = ok(yp(vcard, "-a", "status")).split("Serial Number:\t", 1)[1].split()[0]
 

@@ -11,51 +11,20 @@ messages, tries left, PEM files whose keys and signatures are verified with
 
 from __future__ import annotations
 
-import datetime
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from piv_e2e import MGMT_KEY, PIN, PUK, failed, generate, key_with_certificate, ok, piv_link, status, yp
 
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
 
-PIN, PUK = "123456", "12345678"
-DEFAULT_MGMT = "010203040506070801020304050607080102030405060708"  # profile TEST key
-SELECT_PIV = bytes.fromhex("00A4040009A00000030800001000")
+DEFAULT_MGMT = MGMT_KEY.hex()
 YUBICO_ARC = "1.3.6.1.4.1.41482.3"
-
-
-def yp(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("yubico-piv-tool")
-    if tool is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("yubico-piv-tool is not installed (CI=true: apt-get install yubico-piv-tool)")
-        pytest.skip("yubico-piv-tool is not installed")
-    return subprocess.run([tool, "-r", card.reader, *args], env=card.env, capture_output=True, text=True, timeout=60)
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def failed(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode != 0, f"{proc.args} should have failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def status(card: LiveCard) -> dict[str, str]:
-    """`-a status` as top-level "Name:\\tvalue" pairs (slot details are indented)."""
-    out = ok(yp(card, "-a", "status"))
-    return dict(line.split(":\t", 1) for line in out.splitlines() if ":\t" in line and not line.startswith("\t"))
 
 
 def slot_block(card: LiveCard, slot: str) -> str:
@@ -66,18 +35,8 @@ def slot_block(card: LiveCard, slot: str) -> str:
 
 def apdus(card: LiveCard, *apdu_list: bytes) -> list[tuple[bytes, int]]:
     """APDUs in one pyscard connection with PIV selected, for facts the tool cannot print."""
-    conn = card.connect()
-    try:
-        answers = []
-        for apdu in (SELECT_PIV, *apdu_list):
-            data, sw1, sw2 = conn.transmit(list(apdu))
-            while sw1 == 0x61:
-                more, sw1, sw2 = conn.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
-                data += more
-            answers.append((bytes(data), (sw1 << 8) | sw2))
-        return answers[1:]
-    finally:
-        conn.disconnect()
+    with piv_link(card) as piv:
+        return [piv.send(apdu) for apdu in apdu_list]
 
 
 def object_content(answer: bytes) -> bytes:
@@ -92,32 +51,6 @@ def pin_remaining(card: LiveCard) -> int:
     data, sw = apdus(card, bytes.fromhex("00F7008000"))[0]
     assert sw == 0x9000
     return data[data.index(b"\x06\x02") + 3]
-
-
-def generate(card: LiveCard, tmp: Path, slot: str, algorithm: str, *extra: str) -> Path:
-    pub = tmp / f"pub{slot}.pem"
-    out = ok(yp(card, *extra, "-a", "generate", "-s", slot, "-A", algorithm, "-o", str(pub)))
-    assert "Successfully generated a new private key." in out
-    return pub
-
-
-def ca_certificate(pub_pem: Path, subject: str, out: Path) -> x509.Certificate:
-    """A certificate for a card key from a throwaway test CA (TEST ONLY), written as PEM."""
-    public = serialization.load_pem_public_key(pub_pem.read_bytes())
-    ca = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vcard e2e test CA (TEST ONLY)")]))
-        .public_key(public)  # type: ignore[arg-type]
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(ca, hashes.SHA256())
-    )
-    out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert
 
 
 # -- identification --------------------------------------------------------------------------
@@ -201,14 +134,8 @@ def test_pin_retries_and_reset_after_pin_and_puk_are_blocked(vcard: LiveCard) ->
 # -- keys and certificates --------------------------------------------------------------------------
 def test_generate_import_read_certificate_and_test_signature(vcard: LiveCard, tmp_path: Path) -> None:
     for slot, algorithm, kind in (("9e", "ECCP256", ec.EllipticCurvePublicKey), ("9d", "RSA2048", rsa.RSAPublicKey)):
-        pub_path = generate(vcard, tmp_path, slot, algorithm)
-        public = serialization.load_pem_public_key(pub_path.read_bytes())
-        assert isinstance(public, kind)
-        cert_path = tmp_path / f"cert{slot}.pem"
-        cert = ca_certificate(pub_path, f"vcard e2e {slot}", cert_path)
-        out = ok(yp(vcard, "-a", "import-certificate", "-s", slot, "-i", str(cert_path)))
-        assert "Successfully imported a new certificate." in out
-
+        cert, _ = key_with_certificate(vcard, tmp_path, slot, algorithm)
+        assert isinstance(cert.public_key(), kind)  # the key the tool wrote after generating
         read = ok(yp(vcard, "-a", "read-certificate", "-s", slot))
         assert x509.load_pem_x509_certificate(read.encode()) == cert
         block = slot_block(vcard, slot)

@@ -18,22 +18,21 @@ from .certs import attestation_certificate
 from .config import DEFAULT_MGMT_KEY, DEFAULT_PIN, DEFAULT_PUK, PIVConfig
 from .consts import (
     ASYMMETRIC_SLOTS,
-    EC_ALGORITHMS,
     INS,
     MGMT_ALGORITHMS,
-    RSA_ALGORITHMS,
     Algorithm,
     KeyRef,
     MetadataTag,
     Origin,
     PinPolicy,
+    PIVTag,
     TouchPolicy,
 )
 from .credentials import MAX_RETRIES, Credential, Credentials, ManagementKey, pad_pin
-from .edge import PIVCardEdge, SecureChannelService, policy_byte
+from .edge import KEY_ALGORITHMS, PIVCardEdge, SecureChannelService, key_policies
 from .keys import KeyRecord, import_private_key, public_key_tlvs
 from .objects import ObjectID
-from .state import PIVState, resolve_policies
+from .state import PIVState
 
 __all__ = ["PIVApplet"]
 
@@ -101,7 +100,7 @@ class PIVApplet(PIVCardEdge):
             record = self.state.key(ref)
             if record is None:
                 raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key in slot {ref:02X}")
-            public = self.state.private_key(record).public_key()
+            public = self.state.private_key(ref).public_key()
             fields = [
                 (MetadataTag.ALGORITHM, bytes((record.algorithm,))),
                 (MetadataTag.POLICY, bytes((record.pin_policy, record.touch_policy))),
@@ -118,18 +117,14 @@ class PIVApplet(PIVCardEdge):
         """IMPORT ASYMMETRIC KEY: P1 algorithm, P2 slot, data: key components + AA/AB policies."""
         if cmd.p2 not in _IMPORT_SLOTS:
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT slot {cmd.p2:02X}")
-        if cmd.p1 not in (*RSA_ALGORITHMS, *EC_ALGORITHMS):
+        if cmd.p1 not in KEY_ALGORITHMS:
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT algorithm {cmd.p1:02X}")
         self.require_mgmt(self.status(ctx))
         policies = {t.tag: t.value for t in parse_tlvs(cmd.data)}
-        pin, touch = resolve_policies(
-            cmd.p2,
-            PinPolicy(policy_byte(policies.get(0xAA), PinPolicy)),
-            TouchPolicy(policy_byte(policies.get(0xAB), TouchPolicy)),
-        )
+        pin, touch = key_policies(cmd.p2, policies.get(PIVTag.PIN_POLICY), policies.get(PIVTag.TOUCH_POLICY))
         key = import_private_key(Algorithm(cmd.p1), cmd.data)
         record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.IMPORTED)
-        self.state.write(self.state.key_change(cmd.p2, record))  # key + metadata: one transaction
+        self.state.put_key(cmd.p2, record, key)  # key + metadata: one transaction
         log.info("imported a %s key into slot %02X", record.algorithm.name, cmd.p2)
         return ResponseAPDU()
 
@@ -148,9 +143,9 @@ class PIVApplet(PIVCardEdge):
         if signer is None or signer_cert is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "no attestation key or certificate")
         der = attestation_certificate(
-            signer=self.state.private_key(signer),
+            signer=self.state.private_key(KeyRef.ATTESTATION).key,
             signer_cert=signer_cert,
-            subject_key=self.state.private_key(record).public_key(),
+            subject_key=self.state.private_key(cmd.p1).public_key(),
             slot=cmd.p1,
             pin_policy=record.pin_policy,
             touch_policy=record.touch_policy,

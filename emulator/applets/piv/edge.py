@@ -15,9 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from typing import Protocol, runtime_checkable
-
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ...iso7816 import SW, TLV, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
 from ..base import Applet, CommandContext, command
@@ -39,11 +37,11 @@ from .consts import (
     TouchPolicy,
 )
 from .credentials import Credential, Credentials, check_pin_format
-from .keys import KeyRecord, ecdh, ecdsa_sign, generate_private_key, public_key_tlvs, rsa_private_operation
+from .keys import KeyRecord, generate_private_key, public_key_tlvs
 from .objects import MAX_OBJECT_LEN, ObjectID, ReadAccess, is_valid_object, read_access
 from .state import Changes, PendingAuth, PIVState, SecurityStatus, resolve_policies
 
-__all__ = ["PIVCardEdge", "SecureChannelService"]
+__all__ = ["KEY_ALGORITHMS", "PIVCardEdge", "SecureChannelService", "key_policies"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +49,8 @@ _ALL_DATA_P1P2 = (0x3F, 0xFF)  #: P1 P2 of GET DATA / PUT DATA (part 2 §3.1.2)
 _RESET_STATUS_P1 = 0xFF  #: VERIFY P1 FF: reset the security status (part 2 §3.2.1)
 #: algorithms announced in the application property template
 _ADVERTISED = (*MGMT_ALGORITHMS, *RSA_ALGORITHMS, *EC_ALGORITHMS)
+KEY_ALGORITHMS = frozenset((*RSA_ALGORITHMS, *EC_ALGORITHMS))  #: asymmetric algorithms of the key slots
+_Policy = TypeVar("_Policy", PinPolicy, TouchPolicy)
 
 
 @runtime_checkable
@@ -84,7 +84,7 @@ def children(template: TLV) -> dict[int, bytes]:
     return out
 
 
-def policy_byte(raw: bytes | None, kind: type[PinPolicy] | type[TouchPolicy]) -> PinPolicy | TouchPolicy:
+def _policy_byte(raw: bytes | None, kind: type[_Policy]) -> _Policy:
     if raw is None:
         return kind(0)
     if len(raw) != 1:
@@ -93,6 +93,11 @@ def policy_byte(raw: bytes | None, kind: type[PinPolicy] | type[TouchPolicy]) ->
         return kind(raw[0])
     except ValueError:
         raise CardError(SW.WRONG_DATA, f"{kind.__name__} {raw[0]:02X}") from None
+
+
+def key_policies(slot: int, pin: bytes | None, touch: bytes | None) -> tuple[PinPolicy, TouchPolicy]:
+    """PIN and touch policy of a new key from tags AA / AB (absent or 00: the slot's default)."""
+    return resolve_policies(slot, _policy_byte(pin, PinPolicy), _policy_byte(touch, TouchPolicy))
 
 
 class PIVCardEdge(Applet):
@@ -214,21 +219,11 @@ class PIVCardEdge(Applet):
 
     @command(INS.CHANGE_REFERENCE_DATA)
     def change_reference_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
-        if cmd.p1 != 0x00:
-            raise CardError(SW.INCORRECT_P1P2, f"CHANGE REFERENCE DATA P1 {cmd.p1:02X}")
-        if cmd.p2 not in (KeyRef.PIN, KeyRef.PUK):
-            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"key reference {cmd.p2:02X}")
-        ref = KeyRef(cmd.p2)
-        old, new = self._two_values(cmd.data)
+        ref, old, new = self._old_and_new(cmd, "CHANGE REFERENCE DATA", (KeyRef.PIN, KeyRef.PUK))
         st = self.status(ctx)
         if ref is KeyRef.PIN:
             st.pin_verified = st.pin_always = False
-
-        def replace_value(cred: Credential) -> Changes:
-            check_pin_format(new, digits_only=ref is KeyRef.PIN)
-            return Credentials.record(ref, Credential(new, cred.retries, cred.retries))
-
-        self.state.credentials.check(ref, old, on_match=replace_value)
+        self._replace_value(ref, old, ref, new)
         if ref is KeyRef.PIN:
             st.pin_verified = True
         log.info("%s changed", ref.name)
@@ -237,28 +232,37 @@ class PIVCardEdge(Applet):
     @command(INS.RESET_RETRY_COUNTER)
     def reset_retry_counter(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """Unblock the PIN with the PUK and set a new PIN (part 2 §3.2.3)."""
-        if cmd.p1 != 0x00:
-            raise CardError(SW.INCORRECT_P1P2, f"RESET RETRY COUNTER P1 {cmd.p1:02X}")
-        if cmd.p2 != KeyRef.PIN:
-            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"key reference {cmd.p2:02X}")
-        puk, new_pin = self._two_values(cmd.data)
-        pin = self.state.credentials.get(KeyRef.PIN)
+        _, puk, new_pin = self._old_and_new(cmd, "RESET RETRY COUNTER", (KeyRef.PIN,))
         st = self.status(ctx)
         st.pin_verified = st.pin_always = False
-
-        def new_pin_record(_: Credential) -> Changes:
-            check_pin_format(new_pin, digits_only=True)
-            return Credentials.record(KeyRef.PIN, Credential(new_pin, pin.retries, pin.retries))
-
-        self.state.credentials.check(KeyRef.PUK, puk, on_match=new_pin_record)
+        self._replace_value(KeyRef.PUK, puk, KeyRef.PIN, new_pin)
         log.info("PIN reset with the PUK")
         return ResponseAPDU()
 
+    def _replace_value(self, check: KeyRef, presented: bytes, target: KeyRef, new: bytes) -> None:
+        """Check ``presented`` against ``check``; on a match ``target`` gets ``new``, all tries restored.
+
+        The new value's format is checked only after a match (a wrong old value
+        spends a try whatever the new one is), in the transaction of the match.
+        """
+        retries = self.state.credentials.get(target).retries
+
+        def new_value(_: Credential) -> Changes:
+            check_pin_format(new, digits_only=target is KeyRef.PIN)
+            return Credentials.record(target, Credential(new, retries, retries))
+
+        self.state.credentials.check(check, presented, on_match=new_value)
+
     @staticmethod
-    def _two_values(data: bytes) -> tuple[bytes, bytes]:
-        if len(data) != 2 * PIN_LEN:
+    def _old_and_new(cmd: CommandAPDU, name: str, refs: tuple[KeyRef, ...]) -> tuple[KeyRef, bytes, bytes]:
+        """P1 00, P2 one of ``refs``, data two padded values (part 2 §3.2.2, §3.2.3)."""
+        if cmd.p1 != 0x00:
+            raise CardError(SW.INCORRECT_P1P2, f"{name} P1 {cmd.p1:02X}")
+        if cmd.p2 not in refs:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"key reference {cmd.p2:02X}")
+        if len(cmd.data) != 2 * PIN_LEN:
             raise CardError(SW.WRONG_DATA, "expected two values of 8 bytes")
-        return data[:PIN_LEN], data[PIN_LEN:]
+        return KeyRef(cmd.p2), cmd.data[:PIN_LEN], cmd.data[PIN_LEN:]
 
     # -- GENERAL AUTHENTICATE (part 2 §3.2.4, Appendix A) -----------------------------
     @command(INS.GENERAL_AUTHENTICATE)
@@ -322,15 +326,15 @@ class PIVCardEdge(Applet):
         self._check_pin_policy(record, st)
         if items.get(PIVTag.RESPONSE) != b"":
             raise CardError(SW.WRONG_DATA, "expected an empty response tag 82")
-        key = self.state.private_key(record)
+        key = self.state.private_key(slot)
         point = items.get(PIVTag.EXPONENTIATION)
         challenge = items.get(PIVTag.CHALLENGE)
-        if point is not None and isinstance(key, ec.EllipticCurvePrivateKey):
-            result = ecdh(key, point)
-        elif challenge and isinstance(key, rsa.RSAPrivateKey):
-            result = rsa_private_operation(key, challenge)
-        elif challenge and isinstance(key, ec.EllipticCurvePrivateKey):
-            result = ecdsa_sign(key, challenge)
+        if point is not None and not key.is_rsa:
+            result = key.ecdh(point)
+        elif challenge and key.is_rsa:
+            result = key.rsa_private_operation(challenge)
+        elif challenge:
+            result = key.ecdsa_sign(challenge)
         else:
             raise CardError(SW.WRONG_DATA, "expected 81 challenge, or 85 peer point for an EC key")
         log.debug("private key operation with slot %02X", slot)
@@ -354,18 +358,14 @@ class PIVCardEdge(Applet):
         self.require_mgmt(self.status(ctx))
         items = children(single_tlv(cmd.data, PIVTag.CRYPTOGRAPHIC_ALGORITHMS))
         raw_alg = items.get(PIVTag.ALGORITHM, b"")
-        if len(raw_alg) != 1 or raw_alg[0] not in (*RSA_ALGORITHMS, *EC_ALGORITHMS):
+        if len(raw_alg) != 1 or raw_alg[0] not in KEY_ALGORITHMS:
             raise CardError(SW.WRONG_DATA, "unsupported algorithm")
-        pin, touch = resolve_policies(
-            cmd.p2,
-            PinPolicy(policy_byte(items.get(PIVTag.PIN_POLICY), PinPolicy)),
-            TouchPolicy(policy_byte(items.get(PIVTag.TOUCH_POLICY), TouchPolicy)),
-        )
+        pin, touch = key_policies(cmd.p2, items.get(PIVTag.PIN_POLICY), items.get(PIVTag.TOUCH_POLICY))
         alg = Algorithm(raw_alg[0])
         key = generate_private_key(alg)
-        record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.GENERATED)
-        self.state.write(self.state.key_change(cmd.p2, record))  # key + metadata: one transaction
-        log.info("generated a %s key in slot %02X", alg.name, cmd.p2)
+        record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.GENERATED, algorithm=alg)
+        self.state.put_key(cmd.p2, record, key)  # key + metadata: one transaction
+        log.debug("generated a %s key in slot %02X", alg.name, cmd.p2)
         return ResponseAPDU(encode_tlv(PIVTag.PUBLIC_KEY_TEMPLATE, public_key_tlvs(key.public_key())))
 
     # -- secure channel, delegated to the ISD (design.md) ------------------------------

@@ -6,6 +6,11 @@ another key's metadata. Private operations follow SP 800-73-4 part 2
 §3.2.4 / SP 800-78-4: RSA is the raw private exponentiation of a block
 the host padded, ECDSA signs the digest the host computed, ECDH returns
 the x coordinate of the shared point.
+
+A slot's key is parsed once into a :class:`SlotKey` (cached by
+:class:`~.state.PIVState`), which also holds what each private operation
+needs, so a GENERAL AUTHENTICATE neither re-parses DER nor rebuilds
+algorithm objects.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from ...iso7816 import SW, CardError, encode_tlv, parse_tlvs
@@ -34,13 +41,11 @@ __all__ = [
     "KeyRecord",
     "PrivateKey",
     "PublicKey",
+    "SlotKey",
     "algorithm_of",
-    "ecdh",
-    "ecdsa_sign",
     "generate_private_key",
     "import_private_key",
     "public_key_tlvs",
-    "rsa_private_operation",
 ]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -48,7 +53,25 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 RSA_EXPONENT = 65537  #: the only public exponent PIV cards generate or import
 _CURVES: dict[Algorithm, ec.EllipticCurve] = {Algorithm.ECCP256: ec.SECP256R1(), Algorithm.ECCP384: ec.SECP384R1()}
-_PREHASH = {32: hashes.SHA256(), 48: hashes.SHA384()}
+#: ECDSA over a prehashed digest, by the order's byte length (the digest is fitted to it)
+_ECDSA = {32: ec.ECDSA(Prehashed(hashes.SHA256())), 48: ec.ECDSA(Prehashed(hashes.SHA384()))}
+_ECDH = ec.ECDH()
+_PKCS1V15 = PKCS1v15()
+#: EMSA-PKCS1-v1_5 DigestInfo prefixes (RFC 8017 §9.2 note 1), by the length of DigestInfo;
+#: the lengths differ, so the length alone picks the candidate hash
+_DIGEST_INFO: dict[int, tuple[bytes, Prehashed]] = {
+    len(prefix) + alg.digest_size: (prefix, Prehashed(alg))
+    for prefix, alg in (
+        (bytes.fromhex("3020300c06082a864886f70d020505000410"), hashes.MD5()),
+        (bytes.fromhex("3021300906052b0e03021a05000414"), hashes.SHA1()),
+        (bytes.fromhex("302d300d06096086480165030402040500041c"), hashes.SHA224()),
+        (bytes.fromhex("3031300d060960864801650304020105000420"), hashes.SHA256()),
+        (bytes.fromhex("3041300d060960864801650304020205000430"), hashes.SHA384()),
+        (bytes.fromhex("3051300d060960864801650304020305000440"), hashes.SHA512()),
+    )
+}
+_NO_ENCRYPTION = serialization.NoEncryption()
+_MIN_PS_LEN = 8  #: EMSA-PKCS1-v1_5 padding string: at least 8 FF bytes
 
 
 class ImportTag(IntEnum):
@@ -77,25 +100,29 @@ class KeyRecord:
             raise ValueError("pin_policy and touch_policy must be resolved, not DEFAULT")
 
     @classmethod
-    def create(cls, key: PrivateKey, *, pin_policy: PinPolicy, touch_policy: TouchPolicy, origin: Origin) -> KeyRecord:
-        der = key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        return cls(algorithm_of(key), der, pin_policy, touch_policy, origin)
+    def create(
+        cls,
+        key: PrivateKey,
+        *,
+        pin_policy: PinPolicy,
+        touch_policy: TouchPolicy,
+        origin: Origin,
+        algorithm: Algorithm | None = None,
+    ) -> KeyRecord:
+        """The record of ``key``; ``algorithm`` if the caller knows it (else read from the key)."""
+        der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, _NO_ENCRYPTION)
+        return cls(algorithm or algorithm_of(key), der, pin_policy, touch_policy, origin)
 
     def __bytes__(self) -> bytes:
-        value: dict[str, Any] = {
-            "alg": int(self.algorithm),
-            "der": self.der.hex(),
-            "pin": int(self.pin_policy),
-            "touch": int(self.touch_policy),
-            "origin": int(self.origin),
-        }
-        return json.dumps(value, sort_keys=True).encode()
+        """JSON with sorted keys, written out directly (what ``json.dumps(..., sort_keys=True)`` gives)."""
+        return (
+            f'{{"alg": {int(self.algorithm)}, "der": "{self.der.hex()}", "origin": {int(self.origin)},'
+            f' "pin": {int(self.pin_policy)}, "touch": {int(self.touch_policy)}}}'
+        ).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> KeyRecord:
-        value = json.loads(raw)
+        value: dict[str, Any] = json.loads(raw)
         return cls(
             Algorithm(value["alg"]),
             bytes.fromhex(value["der"]),
@@ -171,39 +198,94 @@ def public_key_tlvs(key: PublicKey) -> bytes:
     return encode_tlv(PIVTag.EC_POINT, point)
 
 
-def rsa_private_operation(key: rsa.RSAPrivateKey, block: bytes) -> bytes:
-    """Raw RSA with the private key (CRT); the host did the padding or will remove it."""
-    numbers = key.private_numbers()
-    n = numbers.public_numbers.n
-    size = (key.key_size + 7) // 8
-    if len(block) != size:
-        raise CardError(SW.WRONG_DATA, f"RSA input must be {size} bytes, got {len(block)}")
-    c = int.from_bytes(block, "big")
-    if c >= n:
-        raise CardError(SW.WRONG_DATA, "RSA input not below the modulus")
-    m1 = pow(c, numbers.dmp1, numbers.p)
-    m2 = pow(c, numbers.dmq1, numbers.q)
-    h = (numbers.iqmp * (m1 - m2)) % numbers.p
-    return (m2 + h * numbers.q).to_bytes(size, "big")
+class SlotKey:
+    """A slot's private key, parsed once, with the private operations of SP 800-73-4 part 2 §3.2.4."""
 
+    __slots__ = ("_crt", "_curve", "is_rsa", "key", "size")
 
-def ecdsa_sign(key: ec.EllipticCurvePrivateKey, digest: bytes) -> bytes:
-    """ECDSA over a digest the host computed; answer is the DER Ecdsa-Sig-Value.
+    def __init__(self, key: PrivateKey) -> None:
+        self.key = key
+        self.is_rsa = isinstance(key, rsa.RSAPrivateKey)
+        self._curve = None if isinstance(key, rsa.RSAPrivateKey) else key.curve
+        bits = key.key_size if self._curve is None else self._curve.key_size
+        self.size = (bits + 7) // 8  #: bytes of the RSA modulus or of the EC group order
+        self._crt: tuple[int, int, int, int, int, int] | None = None  #: n, p, q, dp, dq, qinv (RSA, lazily)
 
-    The digest is fitted to the order's byte length the way ECDSA itself
-    treats it (FIPS 186-4 §6.4: leftmost bits), so SHA-512 over P-256 works.
-    """
-    size = (key.curve.key_size + 7) // 8
-    if not digest:
-        raise CardError(SW.WRONG_DATA, "empty digest")
-    fitted = digest[:size].rjust(size, b"\x00")
-    return key.sign(fitted, ec.ECDSA(Prehashed(_PREHASH[size])))
+    def public_key(self) -> PublicKey:
+        return self.key.public_key()
 
+    def rsa_private_operation(self, block: bytes) -> bytes:
+        """Raw RSA with the private key: ``block^d mod n``; the host did the padding or will remove it.
 
-def ecdh(key: ec.EllipticCurvePrivateKey, point: bytes) -> bytes:
-    """Shared secret (x coordinate) with the peer's uncompressed point (SP 800-73-4 §3.2.4)."""
-    try:
-        peer = ec.EllipticCurvePublicKey.from_encoded_point(key.curve, point)
-    except ValueError:
-        raise CardError(SW.WRONG_DATA, "peer point is not on the key's curve") from None
-    return key.exchange(ec.ECDH(), peer)
+        A block that is an EMSA-PKCS1-v1_5 signature encoding of a known hash
+        (RFC 8017 §9.2) is signed by ``cryptography``: PKCS#1 v1.5 signing is
+        deterministic, so the result is the same ``block^d mod n``. Any other
+        block (PSS-encoded, a ciphertext to decrypt) takes the CRT computation.
+        """
+        key = self.key
+        assert isinstance(key, rsa.RSAPrivateKey)
+        size = self.size
+        if len(block) != size:
+            raise CardError(SW.WRONG_DATA, f"RSA input must be {size} bytes, got {len(block)}")
+        signed = self._pkcs1v15_signature(key, block)
+        if signed is not None:
+            return signed
+        if self._crt is None:
+            numbers = key.private_numbers()
+            self._crt = (
+                numbers.public_numbers.n,
+                numbers.p,
+                numbers.q,
+                numbers.dmp1,
+                numbers.dmq1,
+                numbers.iqmp,
+            )
+        n, p, q, dp, dq, qinv = self._crt
+        c = int.from_bytes(block, "big")
+        if c >= n:
+            raise CardError(SW.WRONG_DATA, "RSA input not below the modulus")
+        m1 = pow(c, dp, p)
+        m2 = pow(c, dq, q)
+        h = (qinv * (m1 - m2)) % p
+        return (m2 + h * q).to_bytes(size, "big")
+
+    @staticmethod
+    def _pkcs1v15_signature(key: rsa.RSAPrivateKey, block: bytes) -> bytes | None:
+        """The signature if ``block`` is ``00 01 FF..FF 00 DigestInfo`` of a known hash, else None."""
+        if block[:2] != b"\x00\x01":
+            return None
+        sep = block.find(b"\x00", 2)
+        if sep - 2 < _MIN_PS_LEN or block.count(b"\xff", 2, sep) != sep - 2:
+            return None
+        digest_info = block[sep + 1 :]
+        known = _DIGEST_INFO.get(len(digest_info))
+        if known is None or not digest_info.startswith(known[0]):
+            return None
+        prefix, prehashed = known
+        try:
+            return key.sign(digest_info[len(prefix) :], _PKCS1V15, prehashed)
+        except (UnsupportedAlgorithm, ValueError):  # e.g. MD5 refused by the OpenSSL build
+            return None
+
+    def ecdsa_sign(self, digest: bytes) -> bytes:
+        """ECDSA over a digest the host computed; answer is the DER Ecdsa-Sig-Value.
+
+        The digest is fitted to the order's byte length the way ECDSA itself
+        treats it (FIPS 186-4 §6.4: leftmost bits), so SHA-512 over P-256 works.
+        """
+        key = self.key
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        if not digest:
+            raise CardError(SW.WRONG_DATA, "empty digest")
+        size = self.size
+        return key.sign(digest[:size].rjust(size, b"\x00"), _ECDSA[size])
+
+    def ecdh(self, point: bytes) -> bytes:
+        """Shared secret (x coordinate) with the peer's uncompressed point (SP 800-73-4 §3.2.4)."""
+        key = self.key
+        assert isinstance(key, ec.EllipticCurvePrivateKey) and self._curve is not None
+        try:
+            peer = ec.EllipticCurvePublicKey.from_encoded_point(self._curve, point)
+        except ValueError:
+            raise CardError(SW.WRONG_DATA, "peer point is not on the key's curve") from None
+        return key.exchange(_ECDH, peer)

@@ -11,6 +11,10 @@ transaction (``put_many``):
 ``obj/<tag>``             a data object's content (inside its 53 / 7E)
 ========================  ==================================================
 
+Parsed keys are cached per slot together with the stored bytes they came
+from; a slot whose stored bytes changed (any write, a rolled-back batch, a
+wipe) is parsed again, so the cache can never answer with a stale key.
+
 Transient (:class:`SecurityStatus`): PIN verified, management key
 authenticated, a challenge waiting for its answer. Lost on reset and
 deselection (design.md "Card state").
@@ -23,12 +27,13 @@ import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from ...iso7816 import SW, CardError
 from ...store import Namespace
 from .certs import self_signed_certificate
 from .config import PIVConfig
 from .consts import Algorithm, KeyRef, Origin, PinPolicy, TouchPolicy
 from .credentials import Credential, Credentials
-from .keys import KeyRecord, PrivateKey, generate_private_key
+from .keys import KeyRecord, PrivateKey, SlotKey, generate_private_key
 from .objects import ObjectID, cert_object_for_slot, certificate_object, default_ccc, default_chuid, default_discovery
 
 __all__ = ["Changes", "PIVState", "PendingAuth", "SecurityStatus", "default_pin_policy", "new_serial"]
@@ -89,6 +94,17 @@ class SecurityStatus:
         self.expected = b""
 
 
+class _CachedKey:
+    """A slot's record parsed from ``raw`` (the stored bytes), and its key once loaded."""
+
+    __slots__ = ("key", "raw", "record")
+
+    def __init__(self, raw: bytes, record: KeyRecord, key: SlotKey | None = None) -> None:
+        self.raw = raw
+        self.record = record
+        self.key = key
+
+
 class PIVState:
     """Typed access to the applet's namespace; creates a new card's state."""
 
@@ -96,7 +112,7 @@ class PIVState:
         self.store = store
         self.config = config
         self.credentials = Credentials(store)
-        self._keys: dict[bytes, PrivateKey] = {}
+        self._slots: dict[int, _CachedKey] = {}
 
     # -- creation ---------------------------------------------------------------
     @property
@@ -159,16 +175,27 @@ class PIVState:
         return int.from_bytes(raw, "big")
 
     def key(self, slot: int) -> KeyRecord | None:
-        raw = self.store.get(_key_name(slot))
-        return None if raw is None else KeyRecord.from_bytes(raw)
+        cached = self._cached(slot)
+        return None if cached is None else cached.record
 
-    def private_key(self, record: KeyRecord) -> PrivateKey:
-        """The loaded key of a record (parsed DER is cached by value)."""
-        key = self._keys.get(record.der)
-        if key is None:
-            key = record.private_key()
-            self._keys = {record.der: key, **dict(list(self._keys.items())[:15])}
-        return key
+    def private_key(self, slot: int) -> SlotKey:
+        """The slot's private key, parsed on first use (6A88 for an empty slot)."""
+        cached = self._cached(slot)
+        if cached is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key in slot {slot:02X}")
+        if cached.key is None:
+            cached.key = SlotKey(cached.record.private_key())
+        return cached.key
+
+    def _cached(self, slot: int) -> _CachedKey | None:
+        raw = self.store.get(_key_name(slot))
+        if raw is None:
+            self._slots.pop(slot, None)
+            return None
+        cached = self._slots.get(slot)
+        if cached is None or cached.raw != raw:  # the same bytes object while unchanged: an identity check
+            cached = self._slots[slot] = _CachedKey(raw, KeyRecord.from_bytes(raw))
+        return cached
 
     def get_object(self, tag: int) -> bytes | None:
         return self.store.get(_object_name(tag))
@@ -177,6 +204,12 @@ class PIVState:
     @staticmethod
     def key_change(slot: int, record: KeyRecord | None) -> Changes:
         return {_key_name(slot): None if record is None else bytes(record)}
+
+    def put_key(self, slot: int, record: KeyRecord, key: PrivateKey) -> None:
+        """Store ``record`` (key + metadata: one transaction) and keep ``key`` loaded for the slot."""
+        raw = bytes(record)
+        self.write({_key_name(slot): raw})
+        self._slots[slot] = _CachedKey(raw, record, SlotKey(key))
 
     @staticmethod
     def object_change(tag: int, value: bytes | None) -> Changes:
