@@ -11,7 +11,7 @@ import time
 from emulator.control import pcsc
 from emulator.control.api import VCard
 
-from ._harness import Stats, connect, floor_responder, measure, private_stack, table
+from ._harness import Stats, connect, floor_responder, private_stack, table
 
 GET_DATA_CPLC = [0x80, 0xCA, 0x9F, 0x7F, 0x00]
 SELECT_ISD = [0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00, 0x00, 0x00]
@@ -33,15 +33,24 @@ def round_trips(vc: VCard, n: int) -> list[Stats]:
             if sw1 != 0x90:
                 raise RuntimeError(f"GET DATA answered {sw1:02X}{sw2:02X}")
 
-        # Interleave batches so both see the same machine load.
+        # Alternate APDU by APDU so both see the same machine load.
         floor_s, card_s = (
             Stats("floor: responder answering 9000", []),
             Stats("card: GET DATA CPLC (9F7F, 45 bytes)", []),
         )
+        clock = time.perf_counter
         try:
-            for _ in range(5):
-                floor_s.samples += measure("", floor_apdu, n=n // 5).samples
-                card_s.samples += measure("", card_apdu, n=n // 5).samples
+            for _ in range(50):
+                floor_apdu()
+                card_apdu()
+            for _ in range(n):
+                t0 = clock()
+                floor_apdu()
+                t1 = clock()
+                card_apdu()
+                t2 = clock()
+                floor_s.samples.append(t1 - t0)
+                card_s.samples.append(t2 - t1)
         finally:
             card.release()
             floor.release()
