@@ -22,6 +22,7 @@ from pathlib import Path
 
 from emulator.control.api import VCard
 from emulator.control.daemon import VPCD_BASE_PORT
+from emulator.control.stack import read_pid
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,32 @@ def table(title: str, rows: list[Stats], *, baseline: Stats | None = None) -> st
     return "\n".join(lines)
 
 
+def pin_layout(vc: VCard, *responders: int) -> str:
+    """Put the card side (the daemon and any ``responders``, e.g. the floor) on one CPU
+    and pcscd plus this client on the others, and say so.
+
+    On 2 cores, where the scheduler happens to place the processes of one
+    APDU's wake-up chain moves the round trip by tens of microseconds from run
+    to run (measured: the same floor-vs-card pair gave 1.15x to 1.45x
+    floating, 1.07x to 1.11x pinned). Pinned, the floor and the card run under
+    identical conditions, which is what the comparison needs.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "one CPU: no pinning"
+    card_side, host_side = {cpus[-1]}, set(cpus[:-1])
+    daemon = read_pid(vc.paths.daemon_pid)
+    info = vc.stack
+    for pid, where in [(p, card_side) for p in (daemon, *responders) if p] + [
+        (p, host_side) for p in ((info.pcscd_pid if info else None), os.getpid()) if p
+    ]:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setaffinity(int(task), where)
+    return (
+        f"card side (daemon, floor) pinned to CPU {cpus[-1]}; pcscd and client to CPU {','.join(map(str, host_side))}"
+    )
+
+
 @contextmanager
 def private_stack() -> Iterator[VCard]:
     """pcscd in its own namespaces + the daemon + a default card in slot 0."""
@@ -76,7 +103,7 @@ def private_stack() -> Iterator[VCard]:
 
 @contextmanager
 def floor_responder(vc: VCard, slot: int = 1) -> Iterator[str]:
-    """Start bench/floor.py on ``slot``; yields the reader name once pcscd sees it."""
+    """Start bench/floor.py on ``slot`` and pin the layout; yields the reader name."""
     from emulator.control import pcsc
 
     info = vc.stack
@@ -88,6 +115,7 @@ def floor_responder(vc: VCard, slot: int = 1) -> Iterator[str]:
     try:
         reader = vc.reader_name(slot)
         pcsc.wait_for_card(reader, present=True, timeout=10)
+        print(pin_layout(vc, proc.pid))
         yield reader
     finally:
         proc.terminate()

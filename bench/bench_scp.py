@@ -24,7 +24,7 @@ from emulator.control.api import VCard
 from emulator.control.gpclient import DEFAULT_TEST_KEY, GPSession, PcscTransport, release
 from minidriver.scp import StaticKeys
 
-from ._harness import Stats, connect, measure, private_stack, table
+from ._harness import Stats, connect, measure, pin_layout, private_stack, table
 
 GET_DATA_CPLC = bytes.fromhex("80CA9F7F00")
 OK = 0x9000
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300, help="iterations per measurement")
     args = parser.parse_args()
     with private_stack() as vc:  # one private stack per process (libpcsclite fixes its socket)
+        print(pin_layout(vc))
         rows = secure_channel(vc, args.n)
         print(table("SCP03 through pyscard -> pcscd -> vpcd -> card (same run, interleaved)", rows, baseline=rows[0]))
         wrap_cost = rows[1].median_ms - rows[0].median_ms
