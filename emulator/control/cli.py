@@ -207,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vcard: interrupted", file=sys.stderr)
         return EXIT_FAILURE
+    except BrokenPipeError:  # `vcard status | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception:
         if verbose:
             raise
