@@ -53,6 +53,25 @@ def measure(name: str, fn: Callable[[], object], *, n: int, warmup: int = 20) ->
     return Stats(name, samples)
 
 
+def interleave(fns: dict[str, Callable[[], object]], *, n: int, warmup: int = 20) -> list[Stats]:
+    """Run every function once per round, round after round, timing each.
+
+    Interleaving puts every row under the same machine load; measuring one row
+    after the other lets a load change between rows pass for a cost.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    rows = {name: Stats(name, []) for name in fns}
+    clock = time.perf_counter
+    for _ in range(n):
+        for name, fn in fns.items():
+            t0 = clock()
+            fn()
+            rows[name].samples.append(clock() - t0)
+    return list(rows.values())
+
+
 def table(title: str, rows: list[Stats], *, baseline: Stats | None = None) -> str:
     lines = [f"\n{title}", f"{'measurement':<44} {'n':>5} {'median ms':>10} {'p95 ms':>10} {'x base':>7}"]
     lines.append("-" * len(lines[1]))

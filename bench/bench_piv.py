@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from emulator.iso7816 import encode_tlv, find_tlv
 
-from ._harness import Stats, connect, floor_responder, measure, private_stack, table
+from ._harness import Stats, connect, floor_responder, interleave, private_stack, table
 
 SELECT_PIV = bytes.fromhex("00A4040009A00000030800001000")
 #: PIV's well-known default management key (TEST ONLY, as in the default profile)
@@ -100,31 +100,21 @@ def run(n: int) -> list[Stats]:
             piv.generate(SLOT_KEY_MGMT, ALG_RSA2048)
             piv.verify_pin()
             block = pkcs1_block(h, 256)
-            rows = [
-                measure(
-                    "floor: 9000-only responder round trip", lambda: floor.transmit([0x80, 0xCA, 0x00, 0x42, 0x00]), n=n
-                ),
-                measure("card: ECDSA P-256 sign (9A)", lambda: piv.sign(ALG_P256, SLOT_AUTH, h), n=n),
-                measure(
-                    "cryptography: ECDSA P-256 sign",
-                    lambda: ec_key.sign(h, ec.ECDSA(utils.Prehashed(hashes.SHA256()))),
-                    n=n,
-                ),
-                measure(
-                    "card: RSA-2048 sign (9D, raw PKCS#1 block)",
-                    lambda: piv.sign(ALG_RSA2048, SLOT_KEY_MGMT, block),
-                    n=n,
-                ),
-                measure(
-                    "cryptography: RSA-2048 sign",
-                    lambda: rsa_key.sign(h, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())),
-                    n=n,
-                ),
-                measure(
-                    "card: GENERATE P-256 (retired slot 82)", lambda: piv.generate(SLOT_RETIRED1, ALG_P256), n=n // 2
-                ),
-                measure("cryptography: generate P-256 key", lambda: ec.generate_private_key(ec.SECP256R1()), n=n // 2),
-            ]
+            nop = [0x80, 0xCA, 0x00, 0x42, 0x00]
+            ecdsa = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+            pkcs1 = (padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+            rows = interleave(
+                {
+                    "floor: 9000-only responder round trip": lambda: floor.transmit(nop),
+                    "card: ECDSA P-256 sign (9A)": lambda: piv.sign(ALG_P256, SLOT_AUTH, h),
+                    "cryptography: ECDSA P-256 sign": lambda: ec_key.sign(h, ecdsa),
+                    "card: RSA-2048 sign (9D, raw PKCS#1 block)": lambda: piv.sign(ALG_RSA2048, SLOT_KEY_MGMT, block),
+                    "cryptography: RSA-2048 sign": lambda: rsa_key.sign(h, *pkcs1),
+                    "card: GENERATE P-256 (retired slot 82)": lambda: piv.generate(SLOT_RETIRED1, ALG_P256),
+                    "cryptography: generate P-256 key": lambda: ec.generate_private_key(ec.SECP256R1()),
+                },
+                n=n,
+            )
         finally:
             conn.release()
             floor.release()
