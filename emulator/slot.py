@@ -13,15 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .card import VirtualCard
+from .transport.server import CardAbsent
 from .transport.vpcd import Ctrl
 
 __all__ = ["CardAbsent", "Slot"]
 
 log = logging.getLogger(__name__)
-
-
-class CardAbsent(Exception):
-    """A frame arrived for a slot with no card: the transport drops the link."""
 
 
 @dataclass
@@ -30,7 +27,6 @@ class SlotInfo:
     present: bool
     profile: str | None
     state_file: str | None
-    connected: bool
 
 
 class Slot:
@@ -39,7 +35,6 @@ class Slot:
         self.card: VirtualCard | None = None
         self.profile_name: str | None = None
         self.state_file: str | None = None
-        self.connected = False
         self._lock = threading.Lock()
         self._on_remove: Callable[[], None] | None = None
 
@@ -76,7 +71,7 @@ class Slot:
         return True
 
     def info(self) -> SlotInfo:
-        return SlotInfo(self.number, self.card is not None, self.profile_name, self.state_file, self.connected)
+        return SlotInfo(self.number, self.card is not None, self.profile_name, self.state_file)
 
     # -- what the transport calls -------------------------------------------
     def atr(self) -> bytes:

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from .vpcd import Ctrl, Frame, VpcdDecoder, VpcdProtocolError, encode_frame
 
-__all__ = ["FrameTarget", "SlotServer", "handle_frame"]
+__all__ = ["CardAbsent", "FrameTarget", "SlotServer", "handle_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ POLL_SECONDS = 0.41
 POLL_MARGIN_SECONDS = 0.12
 #: unknown poll phase (daemon start after a crash): stay away this long
 SETTLE_SECONDS = 2 * POLL_SECONDS + POLL_MARGIN_SECONDS
+
+
+class CardAbsent(Exception):
+    """Raised by a target that holds no card: the loop closes the link (see above)."""
 
 
 class FrameTarget(Protocol):
@@ -146,12 +150,10 @@ class SlotServer:
 
     def _next_poll_after(self, now: float) -> float:
         """When vpcd's first poll after ``now`` will be over (plus a margin)."""
-        periods = max(1, int((now - self._last_poll) / POLL_SECONDS) + 1)
+        periods = int((now - self._last_poll) / POLL_SECONDS) + 1
         return self._last_poll + periods * POLL_SECONDS + POLL_MARGIN_SECONDS
 
     def _serve(self, sock: socket.socket) -> None:
-        from ..slot import CardAbsent
-
         decoder = VpcdDecoder()
         quickack = getattr(socket, "TCP_QUICKACK", None)
         recv, sendall, setsockopt = sock.recv, sock.sendall, sock.setsockopt
