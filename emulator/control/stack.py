@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .netns import non_loopback_interfaces
-from .paths import SYSTEM_PCSCD_DIR, RuntimePaths
+from .paths import SYSTEM_PCSCD_DIR, SYSTEM_PCSCD_SOCKET, RuntimePaths
 
 __all__ = [
     "StackError",
@@ -98,7 +98,7 @@ def read_pid(path: Path) -> int | None:
 def find_system_pcscd() -> int | None:
     """The pid of a pcscd serving /run/pcscd that vcard did not start, if any."""
     pid = read_pid(SYSTEM_PCSCD_DIR / "pcscd.pid")
-    if pid is not None and pid_alive(pid) and (SYSTEM_PCSCD_DIR / "pcscd.comm").exists():
+    if pid is not None and pid_alive(pid) and SYSTEM_PCSCD_SOCKET.exists():
         return pid
     return None
 
@@ -145,7 +145,9 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
                 log.warning("vpcd listens on 0.0.0.0:35963-35964 (asked for with --vpcd-listen-any)")
             mode = "host"
             debug = ["--debug"] if os.environ.get("VCARD_PCSCD_DEBUG") else []
-            proc = subprocess.Popen([pcscd, "--foreground", *debug], stdout=log_file, stderr=log_file, start_new_session=True)
+            proc = subprocess.Popen(
+                [pcscd, "--foreground", *debug], stdout=log_file, stderr=log_file, start_new_session=True
+            )
     finally:
         log_file.close()
     info = StackInfo(mode=mode, pcscd_pid=proc.pid, pcscd_socket=str(sock_dir / "pcscd.comm"), owned=True)
@@ -204,17 +206,23 @@ def _terminate(pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    while not _wait_gone(pid, timeout):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait (reaping our own children) until ``pid`` has exited; False on timeout."""
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
         _reap(pid)
         if time.monotonic() > deadline:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + timeout
+            return False
         time.sleep(0.02)
     _reap(pid)
+    return True
 
 
 def _reap(pid: int) -> None:
@@ -276,11 +284,7 @@ def stop_daemon(paths: RuntimePaths, *, timeout: float = 5.0) -> bool:
     if pid is None or not pid_alive(pid):
         paths.control_socket.unlink(missing_ok=True)
         return pid is not None
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.02)
-    if pid_alive(pid):
+    if not _wait_gone(pid, timeout):
         _terminate(pid, timeout)
     paths.control_socket.unlink(missing_ok=True)
     paths.daemon_pid.unlink(missing_ok=True)
