@@ -14,7 +14,7 @@ from typing import Any
 
 from . import pcsc
 from .client import ControlClient, DaemonNotRunning
-from .paths import RuntimePaths
+from .paths import SYSTEM_PCSCD_SOCKET, RuntimePaths, pcscd_client_env
 from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start_pcscd, stop_daemon, stop_pcscd
 
 __all__ = ["DaemonNotRunning", "SlotStatus", "StackError", "Status", "VCard"]
@@ -62,11 +62,8 @@ class VCard:
     @property
     def env(self) -> dict[str, str]:
         """Environment for PC/SC programs run against this stack (subprocesses)."""
-        env = dict(os.environ)
         info = self.stack
-        if info is not None and info.pcscd_socket != "/run/pcscd/pcscd.comm":
-            env["PCSCLITE_CSOCK_NAME"] = info.pcscd_socket
-        return env
+        return {**os.environ, **pcscd_client_env(info.pcscd_socket if info else None)}
 
     def up(
         self,
@@ -85,7 +82,7 @@ class VCard:
         if info is None or not info.alive:
             system = None if private else find_system_pcscd()
             if system is not None:
-                info = StackInfo("external", system, "/run/pcscd/pcscd.comm", owned=False)
+                info = StackInfo("external", system, str(SYSTEM_PCSCD_SOCKET), owned=False)
                 info.save(self.paths)
             else:
                 stop_daemon(self.paths)  # a daemon bound to a dead pcscd's namespace is useless

@@ -16,6 +16,7 @@ from .api import DaemonNotRunning, StackError, Status, VCard
 from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
 from .client import RequestFailed
 from .doctor import run_doctor
+from .paths import pcscd_client_env
 from .pcsc import PcscError
 
 __all__ = ["main"]
@@ -112,9 +113,8 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
         trace=args.trace,
     )
     _print_status(status)
-    env = ""
-    if status.stack is not None and status.stack.pcscd_socket != "/run/pcscd/pcscd.comm":
-        env = f"PCSCLITE_CSOCK_NAME={status.stack.pcscd_socket} "
+    needed = pcscd_client_env(status.stack.pcscd_socket if status.stack else None)
+    env = "".join(f"{k}={v} " for k, v in needed.items())
     me = _prog()
     print("\nTry:")
     print(f"  {env}pcsc_scan -c                 # the card as every PC/SC application sees it (pcsc_scan: watch events)")

@@ -6,9 +6,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SYSTEM_PCSCD_DIR", "RuntimePaths", "default_runtime_dir"]
+__all__ = ["SYSTEM_PCSCD_DIR", "SYSTEM_PCSCD_SOCKET", "RuntimePaths", "default_runtime_dir", "pcscd_client_env"]
 
 SYSTEM_PCSCD_DIR = Path("/run/pcscd")
+#: where libpcsclite looks when PCSCLITE_CSOCK_NAME is not set
+SYSTEM_PCSCD_SOCKET = SYSTEM_PCSCD_DIR / "pcscd.comm"
+
+
+def pcscd_client_env(socket: str | Path | None) -> dict[str, str]:
+    """What a PC/SC client's environment needs to reach the pcscd at ``socket``."""
+    if socket is None or Path(socket) == SYSTEM_PCSCD_SOCKET:
+        return {}
+    return {"PCSCLITE_CSOCK_NAME": str(socket)}
 
 
 def default_runtime_dir() -> Path:

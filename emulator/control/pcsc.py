@@ -12,7 +12,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["VPCD_READER", "PcscError", "ReaderState", "list_readers", "reader_for_slot", "use_socket", "wait_for_card"]
+from .paths import pcscd_client_env
+
+__all__ = [
+    "VPCD_READER",
+    "PcscError",
+    "ReaderState",
+    "connect",
+    "list_readers",
+    "reader_for_slot",
+    "use_socket",
+    "wait_for_card",
+]
 
 VPCD_READER = "Virtual PCD"
 
@@ -30,8 +41,7 @@ class ReaderState:
 
 def use_socket(path: str | None) -> None:
     """Point libpcsclite at a pcscd socket; must run before the first PC/SC call."""
-    if path and path != "/run/pcscd/pcscd.comm":
-        os.environ["PCSCLITE_CSOCK_NAME"] = path
+    os.environ.update(pcscd_client_env(path))
 
 
 def _scard() -> Any:
@@ -82,6 +92,18 @@ def reader_states() -> list[ReaderState]:
         return out
     finally:
         scard.SCardReleaseContext(ctx)
+
+
+def connect(reader: str) -> Any:
+    """A pyscard connection (T=1, shared) to the card in ``reader``; release() it when done."""
+    from smartcard.System import readers
+
+    found = next((r for r in readers() if str(r) == reader), None)
+    if found is None:
+        raise PcscError(f"pcscd shows no reader {reader!r}")
+    conn = found.createConnection()
+    conn.connect()
+    return conn
 
 
 def wait_for_card(reader: str, *, present: bool, timeout: float) -> float:
