@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.control import pcsc
 from emulator.control.api import VCard
 from emulator.control.daemon import VPCD_BASE_PORT
 from emulator.control.stack import read_pid
@@ -123,8 +124,6 @@ def private_stack() -> Iterator[VCard]:
 @contextmanager
 def floor_responder(vc: VCard, slot: int = 1) -> Iterator[str]:
     """Start bench/floor.py on ``slot`` and pin the layout; yields the reader name."""
-    from emulator.control import pcsc
-
     info = vc.stack
     assert info is not None
     args = [sys.executable, "-m", "bench.floor", "--port", str(VPCD_BASE_PORT + slot)]
@@ -141,10 +140,4 @@ def floor_responder(vc: VCard, slot: int = 1) -> Iterator[str]:
         proc.wait(timeout=5)
 
 
-def connect(reader_name: str):  # type: ignore[no-untyped-def]
-    from smartcard.System import readers
-
-    reader = next(r for r in readers() if str(r) == reader_name)
-    conn = reader.createConnection()
-    conn.connect()
-    return conn
+connect = pcsc.connect

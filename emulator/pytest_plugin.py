@@ -19,17 +19,18 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
+from .control import pcsc
 from .control.api import VCard
 from .control.stack import StackError
 
-__all__ = ["LiveCard", "vcard", "vcard_stack"]
+__all__ = ["LiveCard", "fail_or_skip", "vcard", "vcard_stack"]
 
 
-def _fail_or_skip(reason: str) -> None:
+def fail_or_skip(reason: str) -> NoReturn:
     """A missing component fails under CI=true: it is an install step, not a skip."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason} (CI=true: install it, e.g. with scripts/test)", pytrace=False)
@@ -44,7 +45,7 @@ def vcard_stack() -> Iterator[VCard]:
         vc.up(private=True, insert=False)
     except StackError as exc:
         vc.down()
-        _fail_or_skip(f"cannot start pcscd + vpcd + daemon: {exc}")
+        fail_or_skip(f"cannot start pcscd + vpcd + daemon: {exc}")
     try:
         yield vc
     finally:
@@ -75,12 +76,7 @@ class LiveCard:
 
     def connect(self) -> Any:
         """A pyscard connection (T=1) to the card."""
-        from smartcard.System import readers
-
-        reader = next(r for r in readers() if str(r) == self.reader)
-        conn = reader.createConnection()
-        conn.connect()
-        return conn
+        return pcsc.connect(self.reader)
 
     def transmit(self, apdu: bytes | str) -> bytes:
         """Send one APDU in a fresh connection; returns data + SW."""

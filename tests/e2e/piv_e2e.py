@@ -10,20 +10,18 @@ it under ``CI=true``. Facts no tool prints are read with APDUs over pyscard
 from __future__ import annotations
 
 import datetime
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from emulator.pytest_plugin import LiveCard
+from emulator.pytest_plugin import LiveCard, fail_or_skip
 
 PIN, PUK = "123456", "12345678"
 MGMT_KEY = bytes.fromhex("010203040506070801020304050607080102030405060708")  # profile TEST key
@@ -42,9 +40,7 @@ def need(tool: str) -> str:
     """The path of ``tool``; skips the test if it is missing (fails it under CI=true)."""
     path = shutil.which(tool)
     if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{tool} is not installed (CI=true: install opensc, opensc-pkcs11, yubico-piv-tool)")
-        pytest.skip(f"{tool} is not installed")
+        fail_or_skip(f"{tool} is not installed (scripts/setup installs opensc, opensc-pkcs11, yubico-piv-tool)")
     return path
 
 
@@ -161,7 +157,7 @@ def piv_link(card: LiveCard) -> Iterator[PIVLink]:
     try:
         yield PIVLink(conn)
     finally:
-        conn.disconnect()
+        conn.release()  # disconnect and release the PC/SC context now, not in a destructor
 
 
 def tlvs(data: bytes) -> list[tuple[int, bytes]]:
