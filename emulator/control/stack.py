@@ -181,7 +181,10 @@ def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) ->
         # host's namespace. `/` may not be a mount point (chroots): then the mount that
         # holds /run/pcscd is made private instead; if neither works, nothing is mounted.
         args += ["--mount", "--propagation", "unchanged"]
+        # /run/pcscd may not exist yet on a machine where pcscd never ran (no systemd): the
+        # bind mount needs a mount point, and an empty directory there is what pcscd makes anyway.
         script += (
+            f"mkdir -p {SYSTEM_PCSCD_DIR} && "
             "{ mount --make-rprivate / 2>/dev/null || "
             f'mount --make-rprivate "$(findmnt -n -o TARGET --target {SYSTEM_PCSCD_DIR})"; }} && '
             f'mount --bind "$1" {SYSTEM_PCSCD_DIR} && '
