@@ -26,8 +26,8 @@ __all__ = [
     "BlobError",
     "BlobType",
     "CapiAlg",
-    "EccMagic",
     "EccBlob",
+    "EccMagic",
     "ecc_private_blob",
     "ecc_public_blob",
     "parse_ecc_private_blob",
@@ -230,7 +230,9 @@ def ecc_private_blob(key: ec.EllipticCurvePrivateKey, *, ecdh: bool) -> bytes:
     size = _ecc_kind(key.curve)
     public = ecc_public_blob(key.public_key(), ecdh=ecdh)
     magic = EccBlob(ecdh, True, key.curve, size).magic
-    return _ECCKEY.pack(magic, size) + public[_ECCKEY.size :] + key.private_numbers().private_value.to_bytes(size, "big")
+    return (
+        _ECCKEY.pack(magic, size) + public[_ECCKEY.size :] + key.private_numbers().private_value.to_bytes(size, "big")
+    )
 
 
 def _ecc_parse(blob: bytes, private: bool) -> tuple[EccBlob, int, int, bytes]:

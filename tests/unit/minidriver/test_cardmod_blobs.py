@@ -92,11 +92,17 @@ def test_rsa_private_blob_rejects_inconsistent_key() -> None:
         parse_rsa_private_blob(bytes(blob))
 
 
-CURVES = [(ec.SECP256R1(), 32, "ECK1", "ECS1"), (ec.SECP384R1(), 48, "ECK3", "ECS3"), (ec.SECP521R1(), 66, "ECK5", "ECS5")]
+CURVES = [
+    (ec.SECP256R1(), 32, "ECK1", "ECS1"),
+    (ec.SECP384R1(), 48, "ECK3", "ECS3"),
+    (ec.SECP521R1(), 66, "ECK5", "ECS5"),
+]
 
 
 @pytest.mark.parametrize(("curve", "size", "ecdh_tag", "ecdsa_tag"), CURVES)
-def test_ecc_public_blob_layout_and_round_trip(curve: ec.EllipticCurve, size: int, ecdh_tag: str, ecdsa_tag: str) -> None:
+def test_ecc_public_blob_layout_and_round_trip(
+    curve: ec.EllipticCurve, size: int, ecdh_tag: str, ecdsa_tag: str
+) -> None:
     key = ec.generate_private_key(curve)
     numbers = key.public_key().public_numbers()
     for ecdh, tag in ((True, ecdh_tag), (False, ecdsa_tag)):
