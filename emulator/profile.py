@@ -9,20 +9,32 @@ builds a new card from the profile.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Profile", "ProfileError", "builtin_profiles", "default_state_dir", "load_profile"]
+from .profiles.schema import KNOWN_APPLETS, MAX_LOGICAL_CHANNELS, SchemaError, atr_tck_ok, validate
 
-KNOWN_APPLETS = ("isd", "piv")
-MAX_LOGICAL_CHANNELS = 20
+__all__ = [
+    "MAX_PROFILE_BYTES",
+    "Profile",
+    "ProfileError",
+    "atr_tck_ok",
+    "builtin_profiles",
+    "default_state_dir",
+    "load_profile",
+    "read_profile_file",
+]
+
+#: a profile is a few KiB; anything larger is a mistake (or /dev/zero)
+MAX_PROFILE_BYTES = 1 << 20
 
 
 class ProfileError(ValueError):
-    """A profile that cannot describe a card; the message names the field."""
+    """A profile that cannot describe a card; the message names the file and the field."""
 
 
 def default_state_dir() -> Path:
@@ -40,39 +52,10 @@ def builtin_profiles() -> list[str]:
     return sorted(p.name.removesuffix(".toml") for p in files.iterdir() if p.name.endswith(".toml"))
 
 
-def atr_tck_ok(atr: bytes) -> bool:
-    """True if the ATR needs no TCK (T=0 only) or carries a correct one (ISO 7816-3 §8.2.5).
-
-    The check byte is present when any TDi names a protocol other than T=0;
-    then the XOR of every byte from T0 through TCK is zero.
-    """
-    if len(atr) < 2:
-        return False
-    i, y, needs_tck = 1, atr[1] >> 4, False
-    k = atr[1] & 0x0F
-    while True:
-        i += bin(y & 0x7).count("1")  # TA, TB, TC present
-        if not y & 0x8:
-            break
-        i += 1
-        if i >= len(atr):
-            return False
-        td = atr[i]
-        needs_tck |= (td & 0x0F) != 0
-        y = td >> 4
-    end = i + 1 + k  # index after the historical bytes
-    if not needs_tck:
-        return len(atr) == end
-    if len(atr) != end + 1:
-        return False
-    x = 0
-    for b in atr[1:]:
-        x ^= b
-    return x == 0
-
-
 @dataclass(frozen=True)
 class Profile:
+    """A validated profile. ``isd`` and ``piv`` are the checked TOML tables the applets read."""
+
     name: str
     atr: bytes
     state_file: Path
@@ -98,37 +81,75 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str, state_dir: Path | None = None) -> Profile:
+        """Validate ``data`` completely (schema, then the applets' own parsers), then build.
+
+        Nothing is written here: a profile that fails is refused before any
+        state file exists.
+        """
         try:
-            name = str(data.get("name") or Path(source).stem)
-            atr = bytes.fromhex(str(data["atr"]))
-        except KeyError as exc:
-            raise ProfileError(f"{source}: missing field {exc.args[0]!r}") from None
-        except ValueError as exc:
-            raise ProfileError(f"{source}: atr is not hex ({exc})") from None
-        state = Path(str(data.get("state_file") or f"{name}.sqlite"))
+            validate(data)
+        except SchemaError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
+        _applets_accept(data, source)
+        name = data.get("name") or Path(source).stem.strip("<>").removeprefix("builtin:")
+        state = Path(data.get("state_file") or f"{name}.sqlite")
         if not state.is_absolute():
             state = (state_dir or default_state_dir()) / state
-        applets = data.get("applets", ["isd", "piv"])
-        if not isinstance(applets, list):
-            raise ProfileError(f"{source}: applets must be a list")
-        try:
-            channels = int(data.get("logical_channels", 4))
-        except (TypeError, ValueError):
-            raise ProfileError(f"{source}: logical_channels must be an integer 1-{MAX_LOGICAL_CHANNELS}") from None
-        for section in ("isd", "piv"):
-            if not isinstance(data.get(section, {}), dict):
-                raise ProfileError(f"{source}: [{section}] must be a table")
         return cls(
             name=name,
-            atr=atr,
+            atr=bytes.fromhex(data["atr"]),
             state_file=state,
-            applets=tuple(str(a) for a in applets),
-            logical_channels=channels,
-            description=str(data.get("description", "")),
+            applets=tuple(data.get("applets", KNOWN_APPLETS)),
+            logical_channels=data.get("logical_channels", 4),
+            description=data.get("description", ""),
             isd=dict(data.get("isd", {})),
             piv=dict(data.get("piv", {})),
             source=source,
         )
+
+
+def _applets_accept(data: dict[str, Any], source: str) -> None:
+    """The applets parse their tables as the card will; the schema should have caught everything."""
+    from .applets.isd import ISDConfig
+    from .applets.piv.config import PIVConfig
+
+    for section, parse in (("isd", ISDConfig.from_profile), ("piv", PIVConfig.from_profile)):
+        try:
+            parse(data.get(section, {}))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProfileError(f"{source}: [{section}] {exc}") from None
+
+
+def read_profile_file(path: Path) -> bytes:
+    """A profile file's bytes: a regular file of at most :data:`MAX_PROFILE_BYTES`.
+
+    A FIFO, a device (``/dev/zero``) or a directory is refused before it is
+    read: ``os.stat`` first, then the opened descriptor is checked again
+    (``O_NONBLOCK`` so a FIFO swapped in meanwhile cannot block the open).
+    """
+    try:
+        kind = _not_regular(os.stat(path).st_mode)
+        if kind:
+            raise ProfileError(f"cannot read profile {path}: it is {kind}, not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
+            kind = _not_regular(os.fstat(file.fileno()).st_mode)
+            if kind:
+                raise ProfileError(f"cannot read profile {path}: it is {kind}, not a regular file")
+            raw = file.read(MAX_PROFILE_BYTES + 1)
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(f"cannot read profile {path}: larger than {MAX_PROFILE_BYTES // 1024} KiB")
+    return raw
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device"}
+    kinds |= {stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    return next((what for test, what in kinds.items() if test(mode)), "a special file")
 
 
 def load_profile(spec: str | None = None, *, state_dir: Path | None = None) -> Profile:
@@ -136,10 +157,7 @@ def load_profile(spec: str | None = None, *, state_dir: Path | None = None) -> P
     spec = spec or "default"
     path = Path(spec)
     if path.suffix == ".toml" or os.sep in spec:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ProfileError(f"cannot read profile {spec}: {exc.strerror}") from None
+        raw = read_profile_file(path)
         source = str(path)
     else:
         res = resources.files("emulator.profiles").joinpath(f"{spec}.toml")

@@ -13,7 +13,7 @@ from ...iso7816 import CardError
 from .consts import ASYMMETRIC_SLOTS, MGMT_ALGORITHMS, Algorithm, PinPolicy, TouchPolicy
 from .credentials import MAX_RETRIES, ManagementKey, check_pin_format, pad_pin
 
-__all__ = ["KeySpec", "PIVConfig"]
+__all__ = ["MGMT_KEY_NAMES", "KeySpec", "PIVConfig"]
 
 #: YubiKey and PIV tool defaults (well-known test values, never for real use)
 DEFAULT_PIN = "123456"
@@ -21,8 +21,9 @@ DEFAULT_PUK = "12345678"
 DEFAULT_MGMT_KEY = "010203040506070801020304050607080102030405060708"
 DEFAULT_VERSION = (5, 4, 3)
 
-_MGMT_NAMES = {"3des": Algorithm.TDES, "tdes": Algorithm.TDES, "aes128": Algorithm.AES128}
-_MGMT_NAMES |= {"aes192": Algorithm.AES192, "aes256": Algorithm.AES256}
+#: the profile's management_key_algorithm names (emulator/profiles/schema.py checks against these)
+MGMT_KEY_NAMES = {"3des": Algorithm.TDES, "tdes": Algorithm.TDES, "aes128": Algorithm.AES128}
+MGMT_KEY_NAMES |= {"aes192": Algorithm.AES192, "aes256": Algorithm.AES256}
 
 
 def _enum_by_name(kind: type[PinPolicy] | type[TouchPolicy] | type[Algorithm], raw: object, where: str) -> Any:
@@ -101,11 +102,11 @@ class PIVConfig:
         except CardError:
             raise ValueError("[piv] pin must be 6-8 digits, puk 6-8 characters") from None
         alg_name = str(section.get("management_key_algorithm", "3des")).lower()
-        if alg_name not in _MGMT_NAMES:
-            raise ValueError(f"[piv] management_key_algorithm must be one of {', '.join(_MGMT_NAMES)}")
+        if alg_name not in MGMT_KEY_NAMES:
+            raise ValueError(f"[piv] management_key_algorithm must be one of {', '.join(MGMT_KEY_NAMES)}")
         try:
             mgmt = ManagementKey(
-                _MGMT_NAMES[alg_name], bytes.fromhex(str(section.get("management_key", DEFAULT_MGMT_KEY)))
+                MGMT_KEY_NAMES[alg_name], bytes.fromhex(str(section.get("management_key", DEFAULT_MGMT_KEY)))
             )
             major, minor, patch = (int(v) for v in str(section.get("version", "5.4.3")).split("."))
         except ValueError as exc:
