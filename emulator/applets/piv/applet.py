@@ -119,7 +119,7 @@ class PIVApplet(PIVCardEdge):
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT slot {cmd.p2:02X}")
         if cmd.p1 not in KEY_ALGORITHMS:
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT algorithm {cmd.p1:02X}")
-        self.require_mgmt(self.status(ctx))
+        self.require_mgmt(ctx)
         policies = {t.tag: t.value for t in parse_tlvs(cmd.data)}
         pin, touch = key_policies(cmd.p2, policies.get(PIVTag.PIN_POLICY), policies.get(PIVTag.TOUCH_POLICY))
         key = import_private_key(Algorithm(cmd.p1), cmd.data)
@@ -161,7 +161,7 @@ class PIVApplet(PIVCardEdge):
         touch_bytes = (_MGMT_NO_TOUCH, _MGMT_TOUCH)
         if cmd.p1 not in touch_bytes or cmd.p2 not in touch_bytes:
             raise CardError(SW.INCORRECT_P1P2, f"SET MANAGEMENT KEY P1P2 {cmd.p1:02X}{cmd.p2:02X}")
-        self.require_mgmt(self.status(ctx))
+        self.require_mgmt(ctx)
         if len(cmd.data) < 3 or cmd.data[0] not in MGMT_ALGORITHMS:
             raise CardError(SW.WRONG_DATA, "expected algorithm, 9B, length, key")
         items = parse_tlvs(cmd.data[1:])
@@ -180,7 +180,7 @@ class PIVApplet(PIVCardEdge):
     def set_pin_retries(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """SET PIN RETRIES (P1 PIN tries, P2 PUK tries): also resets PIN and PUK to the profile's."""
         st = self.status(ctx)
-        self.require_mgmt(st)
+        self.require_mgmt(ctx)
         if not st.pin_verified:
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "SET PIN RETRIES needs the PIN verified")
         if not (1 <= cmd.p1 <= MAX_RETRIES and 1 <= cmd.p2 <= MAX_RETRIES):

@@ -39,6 +39,7 @@ from .consts import (
 from .credentials import Credential, Credentials, check_pin_format
 from .keys import KeyRecord, generate_private_key, public_key_tlvs
 from .objects import MAX_OBJECT_LEN, ObjectID, ReadAccess, is_valid_object, read_access
+from .scp_rights import has_issuer_rights
 from .state import Changes, PendingAuth, PIVState, SecurityStatus, resolve_policies
 
 __all__ = ["KEY_ALGORITHMS", "PIVCardEdge", "SecureChannelService", "key_policies"]
@@ -133,9 +134,9 @@ class PIVCardEdge(Applet):
             if cmd.ins != INS.VERIFY:
                 st.pin_always = False
 
-    @staticmethod
-    def require_mgmt(st: SecurityStatus) -> None:
-        if not st.mgmt_authenticated:
+    def require_mgmt(self, ctx: CommandContext) -> None:
+        """Management-key rights: 9B authenticated, or an issuer secure channel (scp_rights.py)."""
+        if not self.status(ctx).mgmt_authenticated and not has_issuer_rights(ctx):
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "card management key not authenticated")
 
     # -- SELECT (part 2 §3.1.1) --------------------------------------------------
@@ -174,7 +175,7 @@ class PIVCardEdge(Applet):
         """PUT DATA: ``5C tag 53 content`` (``7E content`` for discovery); empty content deletes."""
         if (cmd.p1, cmd.p2) != _ALL_DATA_P1P2:
             raise CardError(SW.INCORRECT_P1P2, "PUT DATA takes P1P2 3FFF")
-        self.require_mgmt(self.status(ctx))
+        self.require_mgmt(ctx)
         items = parse_tlvs(cmd.data)
         if len(items) == 1 and items[0].tag == PIVTag.DISCOVERY:
             tag, value = int(ObjectID.DISCOVERY), items[0].value
@@ -355,7 +356,7 @@ class PIVCardEdge(Applet):
     def generate_key_pair(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         if cmd.p1 != 0x00 or cmd.p2 not in ASYMMETRIC_SLOTS:
             raise CardError(SW.INCORRECT_P1P2, f"GENERATE P1P2 {cmd.p1:02X}{cmd.p2:02X}")
-        self.require_mgmt(self.status(ctx))
+        self.require_mgmt(ctx)
         items = children(single_tlv(cmd.data, PIVTag.CRYPTOGRAPHIC_ALGORITHMS))
         raw_alg = items.get(PIVTag.ALGORITHM, b"")
         if len(raw_alg) != 1 or raw_alg[0] not in KEY_ALGORITHMS:
