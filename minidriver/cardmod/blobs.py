@@ -84,7 +84,7 @@ class EccMagic(IntEnum):
 
 #: curve name -> (field size in bytes, magic index 1/3/5 for the public blob)
 _CURVES: dict[str, tuple[int, int]] = {"secp256r1": (32, 1), "secp384r1": (48, 3), "secp521r1": (66, 5)}
-_CURVE_OF_INDEX = {1: ec.SECP256R1, 3: ec.SECP384R1, 5: ec.SECP521R1}
+_CURVE_OF_INDEX: dict[int, ec.EllipticCurve] = {1: ec.SECP256R1(), 3: ec.SECP384R1(), 5: ec.SECP521R1()}
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class EccBlob:
             raise BlobError(f"unknown BCRYPT_ECCKEY_BLOB magic 0x{magic:08X}") from None
         kind, digit = magic & 0x00FFFFFF, (magic >> 24) - 0x30
         index = digit if digit % 2 else digit - 1
-        curve = _CURVE_OF_INDEX[index]()
+        curve = _CURVE_OF_INDEX[index]
         return cls(kind == 0x4B4345, digit % 2 == 0, curve, _CURVES[curve.name][0])
 
     @property

@@ -22,7 +22,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ParamSpec
 
 from .codes import MinidriverError, ScardCode
 from .types import (
@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger("minidriver")
 
-F = TypeVar("F", bound=Callable[..., int])
+P = ParamSpec("P")
 
 #: pfn field name -> (version that added it, the entry point)
 FUNCTION_TABLE: dict[str, tuple[int, Callable[..., int]]] = {}
@@ -106,14 +106,17 @@ def _card_gone_code(exc: BaseException) -> ScardCode | None:
     return None
 
 
-def entry(since: int, *, no_card: bool = False, name: str | None = None) -> Callable[[F], F]:
+def entry(
+    since: int, *, no_card: bool = False, name: str | None = None
+) -> Callable[[Callable[P, int | None]], Callable[P, int]]:
     """Register an entry point added in CARD_DATA version ``since``.
 
     ``no_card``: callable in CARD_SECURE_KEY_INJECTION_NO_CARD_MODE (minidriver-spec.md §5.3).
     """
 
-    def decorate(fn: F) -> F:
+    def decorate(fn: Callable[P, int | None]) -> Callable[P, int]:
         spec_name = name or fn.__name__
+        call: Callable[..., int | None] = fn
 
         @functools.wraps(fn)
         def wrapper(pCardData: CardData | None, *args: Any) -> int:
@@ -123,7 +126,7 @@ def entry(since: int, *, no_card: bool = False, name: str | None = None) -> Call
                 ctx = context_of(pCardData)
                 if ctx.no_card and not no_card:
                     return ScardCode.SCARD_E_INVALID_PARAMETER
-                result = fn(pCardData, *args)
+                result = call(pCardData, *args)
                 return ScardCode.SCARD_S_SUCCESS if result is None else int(result)
             except MinidriverError as exc:
                 log.debug("%s: %s", spec_name, exc)
@@ -139,7 +142,7 @@ def entry(since: int, *, no_card: bool = False, name: str | None = None) -> Call
                 return ScardCode.SCARD_E_UNEXPECTED
 
         FUNCTION_TABLE[f"pfn{spec_name}"] = (since, wrapper)
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # wrapper takes pCardData=None too
 
     return decorate
 
