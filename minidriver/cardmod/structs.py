@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BcryptOaepPaddingInfo",
+    "BcryptPkcs1PaddingInfo",
+    "BcryptPssPaddingInfo",
     "CardCacheFile",
     "CardCapabilities",
     "CardDeriveKey",
@@ -244,3 +247,28 @@ class CardDeriveKey:
     pwszAlgId: str | None = None
     dwKeyLen: int = 0
     hKey: int = 0
+
+
+# -- bcrypt.h padding information (pPaddingInfo of CardSignData, CardRSADecrypt, CardImportSessionKey)
+@dataclass(frozen=True)
+class BcryptPkcs1PaddingInfo:
+    """BCRYPT_PKCS1_PADDING_INFO: ``pszAlgId`` None = no DigestInfo (raw type-1 padding)."""
+
+    pszAlgId: str | None = None
+
+
+@dataclass(frozen=True)
+class BcryptPssPaddingInfo:
+    """BCRYPT_PSS_PADDING_INFO: hash of the message and salt length in bytes."""
+
+    pszAlgId: str | None = None
+    cbSalt: int = 0
+
+
+@dataclass(frozen=True)
+class BcryptOaepPaddingInfo:
+    """BCRYPT_OAEP_PADDING_INFO: hash for OAEP and MGF1, and the label."""
+
+    pszAlgId: str | None = None
+    pbLabel: bytes | None = None
+    cbLabel: int = 0
