@@ -4,22 +4,29 @@ With an ISD, the registry is the ISD's: built-in load files are registered
 with it and the instances it persisted (those the profile asked for when the
 card was created, plus any INSTALLed since) are rebuilt from its state, with
 their life cycle and privileges (GPCS §9.3).
+
+:func:`open_card` is how the daemon inserts a card: the state file is checked
+(a foreign or damaged file is refused and left untouched) and a new card is
+built inside one store batch, so its file holds the whole card or does not
+exist: a profile rejected half-way leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from .applets.base import Applet
 from .applets.isd import ISDApplet
 from .applets.isd_content import AppLifeCycle, AppRecord, ExecutableModule, GPRegistry, LoadFile
 from .card import VirtualCard
-from .profile import Profile
+from .profile import Profile, default_state_dir
 from .registry import Registry
-from .store import Store
+from .store import StateError, Store
 
-__all__ = ["PIV_ELF_AID", "PIV_INSTANCE_AID", "PIV_MODULE_AID", "build_card"]
+__all__ = ["PIV_ELF_AID", "PIV_INSTANCE_AID", "PIV_MODULE_AID", "build_card", "open_card"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,37 @@ def build_card(profile: Profile, store: Store) -> VirtualCard:
     if store.get_meta("profile") is None:
         store.set_meta("profile", profile.name)
     return VirtualCard(profile.atr, registry, logical_channels=profile.logical_channels)
+
+
+def open_card(profile: Profile, *, exclusive: bool = True) -> tuple[VirtualCard, Store]:
+    """The card of ``profile`` and its open store; a new card is written all at once.
+
+    Raises :class:`StateError` (one line saying what to do) when the state
+    file or its directory cannot be used; nothing is then created or changed.
+    """
+    path = Path(profile.state_file)
+    _check_state_dir(path.parent)
+    store = Store(path, exclusive=exclusive)
+    try:
+        if store.exists:
+            return build_card(profile, store), store
+        with store.batch():  # a new card: one transaction, committed by creating the file
+            card = build_card(profile, store)  # it always records the profile: the file is created
+        return card, store
+    except BaseException:
+        store.close()
+        raise
+
+
+def _check_state_dir(directory: Path) -> None:
+    """The default state directory must be private to this user (never planted by another)."""
+    from .control.paths import private_dir_problem
+
+    if directory != default_state_dir() or not os.path.lexists(directory):
+        return
+    problem = private_dir_problem(directory, what="state directory")
+    if problem is not None:
+        raise StateError(problem)
 
 
 def _builtin_load_files(profile: Profile, store: Store, isd: ISDApplet) -> list[LoadFile]:
