@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..factory import build_card
+from ..factory import open_card
 from ..logutil import TRAFFIC
 from ..profile import ProfileError, load_profile
 from ..slot import Slot
@@ -197,8 +197,7 @@ class Daemon:
         if request.get("fresh") and profile.state_file.exists():
             set_aside = _set_aside(profile.state_file)
         try:
-            store = Store(profile.state_file)
-            card = build_card(profile, store)
+            card, store = open_card(profile)  # a foreign/damaged file is refused; a new card is all or nothing
         except (OSError, ValueError) as exc:
             raise RequestError(f"cannot create the card from {profile.source}: {exc}") from None
         self.stores[slot.number] = store
