@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m bench.bench_scp  (as root; starts and stops a private stack)
 
 Everything goes pyscard -> pcscd -> vpcd -> daemon, the host side being
-emulator.control.gpclient over minidriver.scp. Three logical channels keep the
+minidriver.gp on minidriver's host stack. Three logical channels keep the
 measurements apart, so they can be interleaved in batches (same machine load):
 
 * channel 0: GET DATA CPLC in the clear (the floor of this table);
@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 
 from emulator.control.api import VCard
-from emulator.control.gpclient import DEFAULT_TEST_KEY, GPSession, PcscTransport, release
+from minidriver.gp import DEFAULT_TEST_KEY, GPSession
+from minidriver.iso7816 import CommandAPDU
+from minidriver.pcsc import PcscConnection
 from minidriver.scp import StaticKeys
 
-from ._harness import Stats, connect, measure, pin_layout, private_stack, table
+from ._harness import Stats, measure, pin_layout, private_stack, table
 
 GET_DATA_CPLC = bytes.fromhex("80CA9F7F00")
 OK = 0x9000
@@ -36,7 +38,7 @@ def _sw(response: bytes) -> int:
     return int.from_bytes(response[-2:], "big")
 
 
-def _open_channel(transport: PcscTransport) -> int:
+def _open_channel(transport: PcscConnection) -> int:
     response = transport.transmit(bytes.fromhex("0070000001"))
     if _sw(response) != OK:
         raise RuntimeError(f"MANAGE CHANNEL answered {_sw(response):04X}")
@@ -44,9 +46,7 @@ def _open_channel(transport: PcscTransport) -> int:
 
 
 def secure_channel(vc: VCard, n: int) -> list[Stats]:
-    conn = connect(vc.reader_name(0))
-    transport = PcscTransport(conn)
-    try:
+    with PcscConnection(vc.reader_name(0)) as transport:
         if _sw(transport.transmit(bytes.fromhex("00A4040008A00000015100000000"))) != OK:
             raise RuntimeError("SELECT ISD failed")
         wrapped_channel = _open_channel(transport)
@@ -57,8 +57,10 @@ def secure_channel(vc: VCard, n: int) -> list[Stats]:
             if _sw(transport.transmit(GET_DATA_CPLC)) != OK:
                 raise RuntimeError("plain GET DATA failed")
 
+        wrapped_cplc = CommandAPDU.parse(bytes((GET_DATA_CPLC[0] | wrapped_channel,)) + GET_DATA_CPLC[1:])
+
         def wrapped() -> None:
-            _, sw = session.send(bytes((GET_DATA_CPLC[0] | wrapped_channel,)) + GET_DATA_CPLC[1:])
+            sw = session.transceive(wrapped_cplc).sw
             if sw != OK:
                 raise RuntimeError(f"wrapped GET DATA answered {sw:04X}")
 
@@ -74,8 +76,6 @@ def secure_channel(vc: VCard, n: int) -> list[Stats]:
             for row, fn in zip(rows, (plain, wrapped, handshake), strict=True):
                 row.samples += measure("", fn, n=n // BATCHES, warmup=5).samples
         return rows
-    finally:
-        release(conn)
 
 
 def main() -> None:

@@ -245,10 +245,16 @@ class SmartCardProtocol:
         ea = CommandAPDU.parse(host.external_authenticate_apdu(level))
         resp = self.transceive(ea)
         host.process_external_authenticate_response(bytes(resp))
-        self._scp = host
-        self._processor = self._build()
+        self.use_scp(host)
         log.debug("secure channel open at level %02X", level)
         return level
+
+    def use_scp(self, host: SCPHostAny) -> None:
+        """Protect later commands with ``host``, a channel the caller opened (state OPEN)."""
+        if self._scp is not None and self._scp is not host:
+            self._scp.close()
+        self._scp = host
+        self._processor = self._build()
 
     def close_scp(self) -> None:
         """Forget the secure channel's keys; later commands go plain."""

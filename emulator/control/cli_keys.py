@@ -1,7 +1,7 @@
 """`vcard keys list|put|delete` and the registry lines of `vcard status`.
 
 Every command opens a real secure channel (SCP03 or SCP02, whichever the
-card's key set is) over PC/SC, through :mod:`.gpclient`. Key values are
+card's key set is) over PC/SC, through :mod:`minidriver.gp`. Key values are
 parsed here and never printed: not in output, not in error messages.
 
 Keys on the command line end up in shell history; they are meant for test
@@ -18,17 +18,13 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minidriver.scp import StaticKeys
+from minidriver.gp import DEFAULT_TEST_KEY, HOST_ERRORS, GPSession, factory_keys_listed, logical_channel
+from minidriver.gpobjects import FACTORY_KVN, format_key_info, format_registry
+from minidriver.iso7816 import SW
+from minidriver.pcsc import PcscConnection
+from minidriver.scp import AuthenticationError, StaticKeys
 
-from .gpclient import (
-    DEFAULT_TEST_KEY,
-    GPClientError,
-    GPSession,
-    format_key_info,
-    logical_channel,
-    open_reader,
-    registry_lines,
-)
+from .pcsc import PcscError
 
 if TYPE_CHECKING:
     from .api import Status, VCard
@@ -182,14 +178,25 @@ def new_keys(args: argparse.Namespace) -> StaticKeys:
 
 
 # -- commands --------------------------------------------------------------------------
+NEEDS_KEYS = "registry: needs issuer keys (vcard keys list --auth-key ...)"
+
+
 def _open(transport: Any, args: argparse.Namespace, channel: int) -> GPSession:
     keys, kvn = auth_keys(args)
     try:
         return GPSession.open(transport, keys, kvn=kvn, level=_level(args), channel=channel)
-    except GPClientError as exc:
-        if "cryptogram" in str(exc) or exc.sw == 0x6300:
-            raise GPClientError(f"{exc}; give the issuer keys with --auth-key or --auth-keys-file", sw=exc.sw) from None
-        raise
+    except AuthenticationError as exc:
+        raise PcscError(f"{exc}; give the issuer keys with --auth-key or --auth-keys-file") from None
+
+
+def _connect(reader: str) -> PcscConnection:
+    """A shared connection to the card in ``reader``, left as it is on close; a failure is one line."""
+    try:
+        return PcscConnection(reader)
+    except HOST_ERRORS as exc:
+        raise PcscError(
+            f"cannot connect to the card in {reader!r}: {exc} (is a card inserted? try: vcard status)"
+        ) from None
 
 
 def run_keys(vc: VCard, args: argparse.Namespace) -> int:
@@ -202,23 +209,29 @@ def run_keys(vc: VCard, args: argparse.Namespace) -> int:
     replace = _kvn("--replace", args.replace, ISSUER_KVNS) if command == "put" and args.replace else 0
     delete_kvn = _kvn("--kvn", args.kvn, range(0x01, 0x100)) if command == "delete" else 0
     reader = vc.reader_name(slot)
-    with open_reader(reader) as transport, logical_channel(transport) as channel:
-        session = _open(transport, args, channel)
+    with _connect(reader) as connection:
         try:
-            how = f"SCP{session.scp:02X} level {session.level:02X}, key set 0x{session.kvn:02X}"
-            if put_keys is not None:
-                session.put_key(put_keys, replace_kvn=replace)
-                done = f"replaced key set 0x{replace:02X} with" if replace else "added"
-                print(f"slot {slot}: {done} key set 0x{put_keys.kvn:02X} ({how})")
-            elif command == "delete":
-                session.delete_key(delete_kvn)
-                print(f"slot {slot}: deleted key set 0x{delete_kvn:02X} ({how})")
-            else:
-                print(f"slot {slot}: {reader} ({how})")
-            for line in format_key_info(session.key_information()):
-                print(f"  {line}")
-        finally:
-            session.close()
+            with logical_channel(connection) as channel:
+                session = _open(connection, args, channel)
+                try:
+                    how = f"SCP{session.scp:02X} level {session.level:02X}, key set 0x{session.kvn:02X}"
+                    if put_keys is not None:
+                        session.put_key(put_keys, replace_kvn=replace)
+                        done = f"replaced key set 0x{replace:02X} with" if replace else "added"
+                        print(f"slot {slot}: {done} key set 0x{put_keys.kvn:02X} ({how})")
+                    elif command == "delete":
+                        session.delete_key(delete_kvn)
+                        print(f"slot {slot}: deleted key set 0x{delete_kvn:02X} ({how})")
+                    else:
+                        print(f"slot {slot}: {reader} ({how})")
+                    for line in format_key_info(
+                        session.key_information(), factory_hint="replace it with vcard keys put"
+                    ):
+                        print(f"  {line}")
+                finally:
+                    session.close()
+        except (*HOST_ERRORS, ValueError) as exc:  # the card refused, or cannot do what was asked
+            raise PcscError(str(exc)) from None
     return 0
 
 
@@ -228,5 +241,33 @@ def status_registry_lines(status: Status) -> list[str]:
     for s in status.slots:
         if not s.present or not s.reader or not s.vpcd_connected:
             continue
-        out += [f"slot {s.slot} {line}" for line in registry_lines(s.reader)]
+        out += [f"slot {s.slot} {line}" for line in _registry_lines(s.reader)]
     return out
+
+
+def _registry_lines(reader: str, *, prefix: str = "registry: ") -> list[str]:
+    """GET STATUS over a secure channel with the factory test key set, if the card still lists it.
+
+    Once the issuer has put its own keys this says :data:`NEEDS_KEYS`. Works on a
+    logical channel so other applications' basic channel is undisturbed. Never
+    raises for a card that is absent, busy or refuses; says so in one line.
+    """
+    try:
+        with _connect(reader) as connection, logical_channel(connection) as channel:
+            if not factory_keys_listed(connection, channel, kvn=FACTORY_KVN):
+                return [NEEDS_KEYS]
+            keys = StaticKeys.same(DEFAULT_TEST_KEY, kvn=FACTORY_KVN)
+            try:
+                session = GPSession.open(connection, keys, kvn=FACTORY_KVN, channel=channel)
+            except AuthenticationError:
+                return [NEEDS_KEYS]
+            except HOST_ERRORS as exc:
+                if getattr(exc, "sw", None) in (SW.AUTHENTICATION_FAILED, SW.REFERENCED_DATA_NOT_FOUND):
+                    return [NEEDS_KEYS]
+                raise
+            try:
+                return [prefix + line for line in format_registry(session.registry())]
+            finally:
+                session.close()
+    except (PcscError, *HOST_ERRORS) as exc:
+        return [f"{prefix}unavailable: {exc}"]

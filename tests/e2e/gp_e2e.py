@@ -2,8 +2,7 @@
 
 Everything goes through the real pcscd + vpcd + daemon + pyscard stack of the
 ``vcard_stack``/``vcard`` fixtures, and the host side is
-:mod:`emulator.control.gpclient` over :mod:`minidriver.scp` (never the card
-side's code).
+:mod:`minidriver.gp` on minidriver's host stack (never the card side's code).
 """
 
 from __future__ import annotations
@@ -15,8 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emulator.control.gpclient import DEFAULT_TEST_KEY, GPSession, PcscTransport, release
 from emulator.pytest_plugin import LiveCard
+from minidriver.gp import DEFAULT_TEST_KEY, GPSession
+from minidriver.iso7816 import CommandAPDU
+from minidriver.pcsc import PcscConnection
+from minidriver.protocol import SmartCardProtocol
 from minidriver.scp import StaticKeys
 
 h = bytes.fromhex
@@ -62,19 +64,17 @@ def insert_profile(card: LiveCard, path: Path) -> LiveCard:
 
 
 @contextmanager
-def connected(card: LiveCard) -> Iterator[PcscTransport]:
-    conn = card.connect()
-    try:
-        yield PcscTransport(conn)
-    finally:
-        release(conn)
+def connected(card: LiveCard) -> Iterator[PcscConnection]:
+    with PcscConnection(card.reader) as conn:
+        yield conn
 
 
-def open_session(transport: PcscTransport, *, keys: StaticKeys = TEST_KEYS, **kwargs: Any) -> GPSession:
+def open_session(transport: PcscConnection, *, keys: StaticKeys = TEST_KEYS, **kwargs: Any) -> GPSession:
     return GPSession.open(transport, keys, **kwargs)
 
 
-def plain(transport: PcscTransport, apdu: str | bytes) -> tuple[bytes, int]:
+def plain(transport: PcscConnection, apdu: str | bytes) -> tuple[bytes, int]:
+    """One command in the clear (61xx collected); ``(data, SW)``."""
     raw = h(apdu.replace(" ", "")) if isinstance(apdu, str) else apdu
-    resp = transport.transmit(raw)
-    return resp[:-2], int.from_bytes(resp[-2:], "big")
+    resp = SmartCardProtocol(transport).transceive(CommandAPDU.parse(raw))
+    return resp.data, resp.sw

@@ -122,7 +122,10 @@ def test_keys_files_replace_and_delete(vcard_stack: VCard, vcard: LiveCard, tmp_
     assert "deleted key set 0x12" in deleted.stdout and "0x12:" not in deleted.stdout
 
     missing = run(vcard_stack, vcard, "keys", "delete", "--kvn", "0x12", *auth)
-    assert (missing.returncode, missing.stderr) == (1, "vcard: DELETE: the card has no key set 12\n")
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "vcard: DELETE: the card has no key set 12: SW 6A88 (REFERENCED_DATA_NOT_FOUND)\n",
+    )
 
     # the card agrees, seen through the library
     keys = StaticKeys.same(bytes.fromhex("44" * 32), kvn=0x11)

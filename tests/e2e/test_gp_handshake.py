@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from gp_e2e import SCP02_KVN, TEST_KEYS, connected, insert_profile, open_session, plain, write_scp02_profile
 
-from emulator.control.gpclient import GPClientError, StatusScope
 from emulator.pytest_plugin import LiveCard
+from minidriver.gpobjects import StatusScope
+from minidriver.iso7816 import ApduError
+from minidriver.scpbase import AuthenticationError
 
 pytestmark = pytest.mark.e2e
 
@@ -45,18 +47,18 @@ def test_scp02_handshake_at_every_level(vcard: LiveCard, tmp_path: Path) -> None
 
 def test_scp02_refuses_rmac_levels(vcard: LiveCard, tmp_path: Path) -> None:
     card = insert_profile(vcard, write_scp02_profile(tmp_path))
-    with connected(card) as transport, pytest.raises(GPClientError, match="security level"):
+    with connected(card) as transport, pytest.raises(ValueError, match="security level"):
         open_session(transport, kvn=SCP02_KVN, level=0x33)
 
 
 def test_wrong_key_is_detected_by_the_host(vcard: LiveCard) -> None:
     wrong = type(TEST_KEYS).same(bytes(16), kvn=0xFF)
-    with connected(vcard) as transport, pytest.raises(GPClientError, match="card cryptogram mismatch"):
+    with connected(vcard) as transport, pytest.raises(AuthenticationError, match="card cryptogram mismatch"):
         open_session(transport, keys=wrong)
 
 
 def test_unknown_key_version_is_6a88(vcard: LiveCard) -> None:
-    with connected(vcard) as transport, pytest.raises(GPClientError) as err:
+    with connected(vcard) as transport, pytest.raises(ApduError) as err:
         open_session(transport, kvn=0x42)
     assert err.value.sw == 0x6A88
 

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 from gp_e2e import SCP02_KVN, TEST_KEYS, connected, insert_profile, open_session, plain, write_scp02_profile
 
-from emulator.control.gpclient import GPClientError
 from emulator.pytest_plugin import LiveCard
+from minidriver.gp import HOST_ERRORS
+from minidriver.iso7816 import ApduError
+from minidriver.pcsc import PcscConnection
 from minidriver.scp import StaticKeys
+from minidriver.scpbase import AuthenticationError
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +22,7 @@ def fresh_keys(kvn: int, length: int = 16) -> StaticKeys:
     return StaticKeys(kvn=kvn, enc=os.urandom(length), mac=os.urandom(length), dek=os.urandom(length))
 
 
-def key_versions(transport, keys: StaticKeys) -> set[int]:
+def key_versions(transport: PcscConnection, keys: StaticKeys) -> set[int]:
     session = open_session(transport, keys=keys, kvn=keys.kvn)
     try:
         return {k.kvn for k in session.key_information()}
@@ -41,10 +44,10 @@ def test_put_key_rotates_factory_keys(vcard: LiveCard, length: int) -> None:
             assert {(k.kvn, k.length) for k in session.key_information()} == {(0x01, length)}
             session.close()
 
-        with pytest.raises(GPClientError) as err:  # old KVN: no such key set
+        with pytest.raises(ApduError) as err:  # old KVN: no such key set
             open_session(transport, kvn=0xFF)
         assert err.value.sw == 0x6A88
-        with pytest.raises(GPClientError, match="card cryptogram mismatch"):  # old keys, new set
+        with pytest.raises(AuthenticationError, match="card cryptogram mismatch"):  # old keys, new set
             open_session(transport, kvn=0x01)
 
 
@@ -71,21 +74,21 @@ def test_put_key_replace_and_delete(vcard: LiveCard) -> None:
         session.put_key(second, replace_kvn=0x01)
         session.close()
         assert key_versions(transport, second) == {0x02}
-        with pytest.raises(GPClientError):
+        with pytest.raises(HOST_ERRORS):
             open_session(transport, keys=first, kvn=0x01)
 
         session = open_session(transport, keys=second, kvn=0x02)
         session.put_key(extra)
-        with pytest.raises(GPClientError) as err:
+        with pytest.raises(ApduError) as err:
             session.put_key(fresh_keys(0x04), replace_kvn=0x09)
         assert err.value.sw == 0x6A88
         assert {k.kvn for k in session.key_information()} == {0x02, 0x03}
         session.delete_key(0x03)
         assert {k.kvn for k in session.key_information()} == {0x02}
-        with pytest.raises(GPClientError) as err:
+        with pytest.raises(ApduError) as err:
             session.delete_key(0x03)
         assert err.value.sw == 0x6A88
-        with pytest.raises(GPClientError) as err:  # the last key set stays
+        with pytest.raises(ApduError) as err:  # the last key set stays
             session.delete_key(0x02)
         assert err.value.sw == 0x6985
         session.close()
@@ -94,7 +97,7 @@ def test_put_key_replace_and_delete(vcard: LiveCard) -> None:
 def test_put_key_needs_a_mac_session(vcard: LiveCard) -> None:
     with connected(vcard) as transport:
         session = open_session(transport, level=0x00)
-        with pytest.raises(GPClientError) as err:
+        with pytest.raises(ApduError) as err:
             session.put_key(fresh_keys(0x01))
         assert err.value.sw == 0x6982
         assert key_versions(transport, TEST_KEYS) == {0xFF}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from gp_e2e import ISD_AID, PIV_AID, PIV_ELF_AID, connected, h, open_session, plain
 
-from emulator.control.gpclient import GPClientError, GPSession, PcscTransport, StatusScope, release
 from emulator.pytest_plugin import LiveCard
+from minidriver.gp import GPSession
+from minidriver.gpobjects import StatusScope
+from minidriver.iso7816 import ApduError, CommandAPDU
+from minidriver.pcsc import PcscConnection, PcscError
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +35,7 @@ def install_piv(session: GPSession, aid: bytes) -> int:
     """INSTALL [for install and make selectable] of another PIV instance (GPCS §11.5)."""
     fields = [PIV_ELF_AID, PIV_MODULE_AID, aid, b"\x00", h("C900"), b""]
     body = b"".join(bytes((len(f),)) + f for f in fields)
-    return session.send(bytes((0x80, 0xE6, 0x0C, 0x00, len(body))) + body + b"\x00")[1]
+    return session.transceive(CommandAPDU(0x80, 0xE6, 0x0C, 0x00, body, 256)).sw
 
 
 @pytest.mark.parametrize("level", [0x01, 0x33])
@@ -43,9 +46,8 @@ def test_get_status_pages_with_6310(vcard: LiveCard, level: int) -> None:
         session = open_session(transport, level=level)
         for aid in aids:
             assert install_piv(session, aid) == 0x9000
-        query = bytes((0x80, 0xF2, StatusScope.APPLICATIONS, 0x02, 2, 0x4F, 0x00, 0x00))
-        first, sw = session.send(query)
-        assert sw == 0x6310 and first.startswith(b"\xe3")
+        first = session.transceive(CommandAPDU(0x80, 0xF2, StatusScope.APPLICATIONS, 0x02, h("4F00"), 256))
+        assert first.sw == 0x6310 and first.data.startswith(b"\xe3")
         session.close()
         session = open_session(transport, level=level)
         listed = [e.aid for e in session.get_status(StatusScope.APPLICATIONS)]
@@ -81,7 +83,7 @@ def test_card_lock_leaves_only_the_isd_selectable(vcard: LiveCard) -> None:
 
         session = open_session(transport)  # SELECT answers 6283; the ISD still opens a channel
         assert install_piv(session, PIV_AID[:-1] + b"\x20") == 0x6985  # content is frozen while locked
-        with pytest.raises(GPClientError) as err:  # SECURED -> TERMINATED is legal; LOCKED -> OP_READY is not
+        with pytest.raises(ApduError) as err:  # SECURED -> TERMINATED is legal; LOCKED -> OP_READY is not
             session.set_status(0x80, 0x01)
         assert err.value.sw == 0x6985
         session.set_status(0x80, 0x0F)
@@ -100,16 +102,17 @@ def test_card_lock_survives_removal(vcard: LiveCard) -> None:
 
 
 def test_removal_ends_the_session(vcard: LiveCard) -> None:
-    conn = vcard.connect()
-    session = open_session(PcscTransport(conn), level=0x33)
-    assert session.get_status(StatusScope.ISD)[0].state == "SECURED"
-    vcard.remove(wait=True)
-    vcard.insert(wait=True)
-    release(conn)
-    with connected(vcard) as transport:
-        session.transport = transport  # the host still holds its keys; the card does not
-        _, sw = session.send(bytes((0x80, 0xF2, 0x80, 0x02, 2, 0x4F, 0x00, 0x00)))
-        assert sw == 0x6982
+    with PcscConnection(vcard.reader) as conn:
+        session = open_session(conn, level=0x33)
+        assert session.get_status(StatusScope.ISD)[0].state == "SECURED"
+        vcard.remove(wait=True)
+        vcard.insert(wait=True)
+        with pytest.raises(PcscError) as err:  # the handle saw the card go
+            session.get_status(StatusScope.ISD)
+        assert err.value.card_gone, err.value
+        conn.reconnect()
+        # the host still holds its keys; the card does not
+        assert session.transceive(CommandAPDU(0x80, 0xF2, 0x80, 0x02, h("4F00"), 256)).sw == 0x6982
 
 
 @pytest.mark.parametrize("level", [0x01, 0x03, 0x13, 0x33])
@@ -118,12 +121,11 @@ def test_piv_over_scp03(vcard: LiveCard, level: int) -> None:
         assert plain(transport, SELECT_PIV)[1] == 0x9000
         session = open_session(transport, select=False, level=level, scp02_i=0x15)
         assert session.scp == 0x03
-        _, sw = session.send(h("0020008008 313233343536FFFF"))
-        assert sw == 0x9000
-        data, sw = session.send(h("00CB3FFF055C035FC102 00"))  # CHUID
-        assert sw == 0x9000 and data[0] == 0x53
+        assert session.transceive(CommandAPDU.parse(h("0020008008 313233343536FFFF"))).sw == 0x9000
+        chuid = session.transceive(CommandAPDU.parse(h("00CB3FFF055C035FC102 00")))
+        assert chuid.sw == 0x9000 and chuid.data[0] == 0x53
         # the 9A certificate is longer than a short response: 61xx + GET RESPONSE around the R-MAC
-        data, sw = session.send(h("00CB3FFF055C035FC105 00"))
-        assert sw == 0x9000 and data[0] == 0x53 and len(data) > 256
+        cert = session.transceive(CommandAPDU.parse(h("00CB3FFF055C035FC105 00")))
+        assert cert.sw == 0x9000 and cert.data[0] == 0x53 and len(cert.data) > 256
         # a plain command inside the C-MAC session is refused and ends it
         assert plain(transport, "00CB3FFF055C035FC10200")[1] == 0x6982

@@ -1,9 +1,10 @@
-"""GlobalPlatform data objects as a host reads them: GET STATUS entries, key information.
+"""GlobalPlatform data objects as a host reads them: GET STATUS entries, key information, card data.
 
-Decoders for what the card answers (BER-TLV, ``E3`` templates, the ``E0``
-key information template, card data ``66``) and the lines the CLI prints
-about them. Pure functions, no I/O; used by :mod:`.gpclient`. Written on the
-host side: nothing here comes from the card-side ``emulator.gp``/``applets``.
+Decoders for what the card answers (``E3`` registry templates, the ``E0`` key
+information template, card recognition data ``66``) and the lines a CLI prints
+about them. Pure functions over :mod:`minidriver.iso7816`'s BER-TLV, no I/O;
+used by :mod:`minidriver.gp`. A card answer that does not decode raises
+:class:`~minidriver.iso7816.BadResponseError`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .pcsc import PcscError
+from .iso7816 import BadResponseError, parse_tlvs
 
 __all__ = [
     "FACTORY_KVN",
-    "GPClientError",
+    "GPTag",
     "KeyInfo",
     "RegistryEntry",
     "StatusScope",
@@ -23,22 +24,10 @@ __all__ = [
     "format_registry",
     "parse_key_information",
     "parse_status",
-    "parse_tlvs",
     "scp02_i_from_card_data",
 ]
 
 FACTORY_KVN = 0xFF  #: key version of the factory test key set (gp-scp.md §5)
-
-
-class GPClientError(PcscError):
-    """A GlobalPlatform operation failed; ``sw`` is the card's status word when one caused it.
-
-    A :class:`PcscError`, so the CLI reports it as an operational failure (one line, exit 1).
-    """
-
-    def __init__(self, message: str, *, sw: int | None = None) -> None:
-        super().__init__(message)
-        self.sw = sw
 
 
 class StatusScope(IntEnum):
@@ -50,38 +39,23 @@ class StatusScope(IntEnum):
     LOAD_FILES_AND_MODULES = 0x10
 
 
-# -- TLV ------------------------------------------------------------------------
-def parse_tlvs(data: bytes) -> list[tuple[int, bytes]]:
-    """BER-TLV (ISO 7816-4 §5.2): multi-byte tags, 1-3 byte lengths; a bad one raises."""
-    out: list[tuple[int, bytes]] = []
-    i = 0
-    while i < len(data):
-        if data[i] in (0x00, 0xFF):  # padding between objects
-            i += 1
-            continue
-        tag = data[i]
-        i += 1
-        if tag & 0x1F == 0x1F:
-            while i < len(data):
-                tag = (tag << 8) | data[i]
-                i += 1
-                if not tag & 0x80:
-                    break
-        if i >= len(data):
-            raise GPClientError("truncated TLV in the card's answer")
-        length = data[i]
-        i += 1
-        if length & 0x80:
-            n = length & 0x7F
-            if n not in (1, 2) or i + n > len(data):
-                raise GPClientError("bad TLV length in the card's answer")
-            length = int.from_bytes(data[i : i + n], "big")
-            i += n
-        if i + length > len(data):
-            raise GPClientError("TLV value runs past the card's answer")
-        out.append((tag, data[i : i + length]))
-        i += length
-    return out
+class GPTag(IntEnum):
+    """Tags of the GP data objects decoded here (GPCS §11.3.3, §11.4.3, Appendix H.2)."""
+
+    AID = 0x4F
+    REGISTRY_ENTRY = 0xE3  #: GET STATUS template (table 11-36)
+    LIFE_CYCLE = 0x9F70
+    PRIVILEGES = 0xC5
+    LOAD_FILE_AID = 0xC4
+    MODULE_AID = 0x84
+    VERSION = 0xCE
+    SECURITY_DOMAIN_AID = 0xCC
+    KEY_INFORMATION = 0xE0  #: key information template (table 11-29)
+    KEY_INFORMATION_DATA = 0xC0
+    CARD_DATA = 0x66  #: card recognition data wrapper (Appendix H.2)
+    CARD_RECOGNITION_DATA = 0x73
+    SECURE_CHANNEL_OID = 0x64
+    OID = 0x06
 
 
 # -- decoded objects --------------------------------------------------------------
@@ -110,11 +84,12 @@ def parse_key_information(data: bytes) -> list[KeyInfo]:
     """``E0 { C0 L KID KVN (type len)+ }``; the first component of each key is reported."""
     body = data
     items = parse_tlvs(data)
-    if len(items) == 1 and items[0][0] == 0xE0:
-        body = items[0][1]
+    if len(items) == 1 and items[0].tag == GPTag.KEY_INFORMATION:
+        body = items[0].value
     out = []
-    for tag, value in parse_tlvs(body):
-        if tag != 0xC0 or len(value) < 4:
+    for item in parse_tlvs(body):
+        value = item.value
+        if item.tag != GPTag.KEY_INFORMATION_DATA or len(value) < 4:
             continue
         out.append(KeyInfo(kvn=value[1], kid=value[0], key_type=value[2], length=value[3]))
     return out
@@ -151,29 +126,29 @@ class RegistryEntry:
 def parse_status(scope: StatusScope, data: bytes) -> list[RegistryEntry]:
     """Decode the TLV form (P2 b2 set) of a GET STATUS reply: ``E3`` templates."""
     entries = []
-    for tag, value in parse_tlvs(data):
-        if tag != 0xE3:
-            raise GPClientError(f"GET STATUS: expected E3 templates, got tag {tag:X}")
+    for item in parse_tlvs(data):
+        if item.tag != GPTag.REGISTRY_ENTRY:
+            raise BadResponseError(f"GET STATUS: expected E3 templates, got tag {item.tag:X}")
         fields: dict[int, bytes] = {}
         modules: list[bytes] = []
-        for inner, v in parse_tlvs(value):
-            if inner == 0x84:
-                modules.append(v)
+        for inner in parse_tlvs(item.value):
+            if inner.tag == GPTag.MODULE_AID:
+                modules.append(inner.value)
             else:
-                fields[inner] = v
-        if 0x4F not in fields:
-            raise GPClientError("GET STATUS: an E3 template without an AID (4F)")
-        lcs = fields.get(0x9F70, b"\x00")
+                fields[inner.tag] = inner.value
+        if GPTag.AID not in fields:
+            raise BadResponseError("GET STATUS: an E3 template without an AID (4F)")
+        lcs = fields.get(GPTag.LIFE_CYCLE, b"\x00")
         entries.append(
             RegistryEntry(
                 scope=scope,
-                aid=fields[0x4F],
+                aid=fields[GPTag.AID],
                 life_cycle=lcs[0] if lcs else 0,
-                privileges=fields.get(0xC5, b""),
-                elf=fields.get(0xC4, b""),
-                version=fields.get(0xCE, b""),
+                privileges=fields.get(GPTag.PRIVILEGES, b""),
+                elf=fields.get(GPTag.LOAD_FILE_AID, b""),
+                version=fields.get(GPTag.VERSION, b""),
                 modules=tuple(modules),
-                sd=fields.get(0xCC, b""),
+                sd=fields.get(GPTag.SECURITY_DOMAIN_AID, b""),
             )
         )
     return entries
@@ -181,12 +156,16 @@ def parse_status(scope: StatusScope, data: bytes) -> list[RegistryEntry]:
 
 def scp02_i_from_card_data(data: bytes) -> int | None:
     """The i-parameter of SCP02 from card data ``66 { 73 { 64 { 06 OID ...04 02 i } } }`` (GPCS §H.2)."""
+
+    def children(value: bytes) -> dict[int, bytes]:
+        return {t.tag: t.value for t in parse_tlvs(value)}
+
     try:
-        items = dict(parse_tlvs(data))
-        inner = dict(parse_tlvs(items.get(0x66, data)))
-        recognition = dict(parse_tlvs(inner.get(0x73, b"")))
-        oid = dict(parse_tlvs(recognition.get(0x64, b""))).get(0x06, b"")
-    except GPClientError:
+        items = children(data)
+        inner = children(items.get(GPTag.CARD_DATA, data))
+        recognition = children(inner.get(GPTag.CARD_RECOGNITION_DATA, b""))
+        oid = children(recognition.get(GPTag.SECURE_CHANNEL_OID, b"")).get(GPTag.OID, b"")
+    except BadResponseError:
         return None
     if len(oid) >= 2 and oid[-2] == 0x02:
         return oid[-1]
@@ -198,7 +177,7 @@ def _hex(b: bytes) -> str:
     return b.hex().upper()
 
 
-def format_key_info(keys: list[KeyInfo]) -> list[str]:
+def format_key_info(keys: list[KeyInfo], *, factory_hint: str = "replace it with PUT KEY") -> list[str]:
     """One line per key set; never key values (there are none to show: the card keeps them)."""
     by_kvn: dict[int, list[KeyInfo]] = {}
     for k in keys:
@@ -208,7 +187,7 @@ def format_key_info(keys: list[KeyInfo]) -> list[str]:
         algorithms = sorted({k.algorithm for k in members})
         scp = "SCP02" if all(k.key_type == 0x80 for k in members) else "SCP03"
         ids = ", ".join(f"{k.kid:02X} {_KEY_IDS.get(k.kid, '?')}" for k in sorted(members, key=lambda k: k.kid))
-        note = "  (factory test key set: replace it with vcard keys put)" if kvn == FACTORY_KVN else ""
+        note = f"  (factory test key set: {factory_hint})" if kvn == FACTORY_KVN else ""
         lines.append(f"key set 0x{kvn:02X}: {scp} {'/'.join(algorithms)}, keys {ids}{note}")
     return lines
 

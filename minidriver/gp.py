@@ -1,0 +1,298 @@
+"""GPSession: a security domain behind an open SCP03 or SCP02 secure channel (GPCS §11), host side.
+
+Built on the host stack: :mod:`minidriver.protocol` frames and wraps,
+:mod:`minidriver.gpobjects` decodes. It never imports the card side, so the
+end-to-end tests that use it check one implementation against the other
+(design.md, "Host side and card side are written apart").
+
+Failures: a status word other than the one needed is an
+:class:`~minidriver.iso7816.ApduError` (``.sw``); wrong keys an
+:class:`~minidriver.scpbase.AuthenticationError`; an answer that does not
+decode a :class:`~minidriver.iso7816.BadResponseError`; a bad argument a
+``ValueError``. :data:`HOST_ERRORS` lists what a caller catches to report a
+failed operation. Keys, cryptograms and decrypted data are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from enum import IntEnum
+
+from .gpobjects import KeyInfo, RegistryEntry, StatusScope, parse_key_information, parse_status, scp02_i_from_card_data
+from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, ResponseAPDU, encode_tlv
+from .pcsc import Connection, PcscError
+from .protocol import SmartCardProtocol, strongest_level
+from .scp02 import SCP02_LEVELS, SCP02Host
+from .scp03 import SCP03_LEVELS, SCP03Host
+from .scpbase import AuthenticationError, SCPError, StaticKeys
+
+__all__ = [
+    "DEFAULT_TEST_KEY",
+    "HOST_ERRORS",
+    "ISD_AID",
+    "GPSession",
+    "LifeCycleScope",
+    "logical_channel",
+]
+
+log = logging.getLogger(__name__)
+
+ISD_AID = bytes.fromhex("A000000151000000")
+#: the GlobalPlatform "VISA default" test key 40..4F (gp-scp.md §5); never a real key
+DEFAULT_TEST_KEY = bytes(range(0x40, 0x50))
+CHALLENGE_LEN = 8
+KVN_OFFSET = 10  #: KDD (10) || KVN || SCP id in the INITIALIZE UPDATE response
+SCP_ID_OFFSET = 11
+DEFAULT_SCP02_I = 0x15
+MAX_STATUS_PAGES = 256  #: GET STATUS rounds before we call the card broken
+CLA_GP = 0x80
+#: what a caller catches to report a failed host operation in one line
+HOST_ERRORS = (ApduError, SCPError, BadResponseError, PcscError)
+
+
+class INS(IntEnum):
+    """Instructions this session sends (ISO 7816-4 §11, GPCS §11)."""
+
+    SELECT = 0xA4
+    MANAGE_CHANNEL = 0x70
+    GET_DATA = 0xCA
+    GET_STATUS = 0xF2
+    DELETE = 0xE4
+    SET_STATUS = 0xF0
+
+
+class GetStatusP2(IntEnum):
+    """P2 of GET STATUS (GPCS §11.4.2.2): TLV response format, first or next occurrence."""
+
+    FIRST_TLV = 0x02
+    NEXT_TLV = 0x03
+
+
+class LifeCycleScope(IntEnum):
+    """P1 of SET STATUS (GPCS §11.10.2.1)."""
+
+    ISD = 0x80  #: card life cycle
+    APPLICATION = 0x40  #: an application or SD (P2 80 lock, 00 unlock)
+    SD_AND_APPLICATIONS = 0x60
+
+
+class DataTag(IntEnum):
+    """GET DATA tags read here (GPCS §11.3.3)."""
+
+    CARD_DATA = 0x0066
+    KEY_INFORMATION = 0x00E0
+
+
+class GPSession:
+    """An open secure channel to a security domain on one logical channel. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        protocol: SmartCardProtocol,
+        host: SCP03Host | SCP02Host,
+        *,
+        scp: int,
+        kvn: int,
+        level: int,
+        channel: int,
+        i: int,
+    ) -> None:
+        self.protocol = protocol
+        self.host = host
+        self.scp = scp
+        self.kvn = kvn
+        self.level = level
+        self.channel = channel
+        self.i = i
+
+    @classmethod
+    def open(
+        cls,
+        connection: Connection,
+        keys: StaticKeys,
+        *,
+        kvn: int = 0,
+        level: int | None = None,
+        channel: int = 0,
+        sd_aid: bytes = ISD_AID,
+        select: bool = True,
+        scp02_i: int | None = None,
+        random: Callable[[int], bytes] = os.urandom,
+    ) -> GPSession:
+        """SELECT ``sd_aid`` (unless ``select`` is false), INITIALIZE UPDATE, EXTERNAL AUTHENTICATE.
+
+        ``kvn`` 0 lets the card pick its first key set. SCP02 or SCP03 comes
+        from the card's INITIALIZE UPDATE response (its 12th byte), so one call
+        opens either. ``level`` None picks the strongest both sides offer
+        (:func:`~minidriver.protocol.strongest_level`). SCP02's i-parameter is
+        not in that response: it comes from card data (GET DATA 66), else 15.
+        """
+        if not 0x00 <= kvn <= 0xFF:
+            raise ValueError(f"key version must be 0x00-0xFF, got 0x{kvn:02X}")
+        protocol = SmartCardProtocol(connection)
+        cla = channel & 0x03
+        if select:
+            resp = protocol.transceive(CommandAPDU(cla, INS.SELECT, 0x04, 0x00, sd_aid, 256))
+            if resp.sw not in (SW.OK, SW.WARNING_CARD_LOCKED):
+                raise ApduError(resp.sw, resp.data, f"SELECT of the security domain {sd_aid.hex().upper()}")
+            if scp02_i is None:
+                card_data = protocol.transceive(
+                    CommandAPDU(CLA_GP | cla, INS.GET_DATA, 0x00, DataTag.CARD_DATA, ne=256)
+                )
+                scp02_i = scp02_i_from_card_data(card_data.data) if card_data.ok else None
+        challenge = random(CHALLENGE_LEN)
+        probe = SCP03Host(keys, host_challenge=challenge, sd_aid=sd_aid, channel=channel)
+        resp = protocol.transceive(CommandAPDU.parse(probe.initialize_update_apdu(kvn)))
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
+            raise ApduError(resp.sw, resp.data, f"the card has no key set {kvn:02X} (INITIALIZE UPDATE)")
+        data = resp.check("INITIALIZE UPDATE")
+        if len(data) <= SCP_ID_OFFSET:
+            raise BadResponseError(f"INITIALIZE UPDATE response of {len(data)} bytes is too short")
+        scp, card_kvn = data[SCP_ID_OFFSET], data[KVN_OFFSET]
+        host: SCP03Host | SCP02Host
+        if scp == 0x03:
+            host = probe
+        elif scp == 0x02:
+            host = SCP02Host(keys, i=scp02_i or DEFAULT_SCP02_I, host_challenge=challenge, channel=channel)
+            host.initialize_update_apdu(kvn)  # same challenge: puts the host in CHALLENGED
+        else:
+            raise BadResponseError(f"the card answered with SCP{scp:02X}; only SCP02 and SCP03 are supported")
+        try:
+            info = host.process_initialize_update_response(data)
+        except AuthenticationError:
+            raise AuthenticationError(
+                f"card cryptogram mismatch: wrong keys for key set {card_kvn:02X} (SCP{scp:02X})"
+            ) from None
+        i = getattr(info, "i", scp02_i or DEFAULT_SCP02_I)
+        level = strongest_level(scp, i) if level is None else level
+        allowed = SCP03_LEVELS if scp == 0x03 else SCP02_LEVELS
+        if level not in allowed:
+            host.close()
+            choices = " ".join(f"{x:02X}" for x in sorted(allowed))
+            raise ValueError(f"SCP{scp:02X} security level must be one of {choices}, got {level:02X}")
+        resp = protocol.transceive(CommandAPDU.parse(host.external_authenticate_apdu(level)))
+        try:
+            host.process_external_authenticate_response(bytes(resp))
+        except AuthenticationError as exc:
+            raise AuthenticationError(f"EXTERNAL AUTHENTICATE refused: SW {resp.sw:04X}", sw=exc.sw) from None
+        protocol.use_scp(host)
+        log.debug("secure channel open: SCP%02X, key set %02X, level %02X", scp, card_kvn, level)
+        return cls(protocol, host, scp=scp, kvn=card_kvn, level=level, channel=channel, i=i)
+
+    # -- wrapped commands ---------------------------------------------------------------
+    def transceive(self, cmd: CommandAPDU) -> ResponseAPDU:
+        """Wrap one plain command (CLA without the SM bit), transmit, unwrap; any SW comes back."""
+        return self.protocol.transceive(cmd)
+
+    def send(self, cmd: CommandAPDU, *, detail: str = "") -> bytes:
+        """Like :meth:`transceive`, but anything but 9000 raises :class:`ApduError`."""
+        return self.protocol.send(cmd, detail=detail)
+
+    def _cla(self) -> int:
+        return CLA_GP | self.channel
+
+    def get_data(self, tag: int) -> bytes:
+        """GET DATA (GPCS §11.3): the whole TLV the card returns for ``tag``."""
+        cmd = CommandAPDU(self._cla(), INS.GET_DATA, tag >> 8, tag & 0xFF, ne=256)
+        return self.send(cmd, detail=f"GET DATA {tag:04X}")
+
+    def key_information(self) -> list[KeyInfo]:
+        """GET DATA E0, the key information template."""
+        return parse_key_information(self.get_data(DataTag.KEY_INFORMATION))
+
+    def get_status(self, scope: StatusScope, *, aid_prefix: bytes = b"") -> list[RegistryEntry]:
+        """GET STATUS in TLV form (GPCS §11.4), following 6310 with P2 'next occurrence'.
+
+        No matching entry (6A88) is an empty list.
+        """
+        query = encode_tlv(0x4F, aid_prefix)
+        p2 = GetStatusP2.FIRST_TLV
+        out = b""
+        for _ in range(MAX_STATUS_PAGES):
+            resp = self.transceive(CommandAPDU(self._cla(), INS.GET_STATUS, scope, p2, query, 256))
+            if resp.sw == SW.REFERENCED_DATA_NOT_FOUND and p2 == GetStatusP2.FIRST_TLV:
+                return []
+            if resp.sw not in (SW.OK, SW.MORE_STATUS):
+                raise ApduError(resp.sw, resp.data, f"GET STATUS {scope.name}")
+            out += resp.data
+            if resp.sw == SW.OK:
+                return parse_status(scope, out)
+            p2 = GetStatusP2.NEXT_TLV
+        raise BadResponseError("GET STATUS: the card never stopped answering 6310")
+
+    def registry(self) -> list[RegistryEntry]:
+        """The ISD, the applications and the executable load files with their modules."""
+        return [
+            *self.get_status(StatusScope.ISD),
+            *self.get_status(StatusScope.APPLICATIONS),
+            *self.get_status(StatusScope.LOAD_FILES_AND_MODULES),
+        ]
+
+    def put_key(self, new_keys: StaticKeys, *, replace_kvn: int = 0) -> None:
+        """PUT KEY (GPCS §11.8): add (``replace_kvn`` 0) or replace a whole ENC/MAC/DEK key set.
+
+        SCP03 sends AES keys under the static DEK, SCP02 3DES keys under the
+        session DEK; the card's KVN||KCV answer is checked.
+        """
+        if not 0x01 <= new_keys.kvn <= 0x7F:
+            raise ValueError(f"new key set KVN must be 0x01-0x7F, got 0x{new_keys.kvn:02X}")
+        if self.scp == 0x02 and {len(new_keys.enc), len(new_keys.mac), len(new_keys.dek)} != {16}:
+            raise ValueError("an SCP02 session puts 3DES key sets: every key must be 16 bytes")
+        command = self.host.put_key(new_keys)
+        plain = CommandAPDU.parse(command.apdu(replace_kvn=replace_kvn))
+        cmd = CommandAPDU(plain.cla | self.channel, plain.ins, plain.p1, plain.p2, plain.data, plain.ne)
+        resp = self.transceive(cmd)
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND and replace_kvn:
+            raise ApduError(resp.sw, resp.data, f"PUT KEY: the card has no key set {replace_kvn:02X} to replace")
+        resp.check("PUT KEY")
+        command.check_reply(bytes(resp))
+
+    def delete_key(self, kvn: int) -> None:
+        """DELETE a whole key set: ``D2 01 KVN`` (GPCS §11.2.2.3)."""
+        if not 0x01 <= kvn <= 0xFF:
+            raise ValueError(f"key version must be 0x01-0xFF, got 0x{kvn:02X}")
+        resp = self.transceive(CommandAPDU(self._cla(), INS.DELETE, 0x00, 0x00, encode_tlv(0xD2, bytes((kvn,))), 256))
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
+            raise ApduError(resp.sw, resp.data, f"DELETE: the card has no key set {kvn:02X}")
+        resp.check("DELETE key")
+
+    def set_status(self, scope: int, state: int, aid: bytes = b"") -> None:
+        """SET STATUS (GPCS §11.10): P1 80 card life cycle, P1 40 lock (80) / unlock (00) an application."""
+        self.send(CommandAPDU(self._cla(), INS.SET_STATUS, scope, state, aid), detail="SET STATUS")
+
+    def close(self) -> None:
+        """Forget the session keys (the card ends its side on SELECT, reset or channel close)."""
+        self.protocol.close()
+
+
+@contextmanager
+def logical_channel(connection: Connection) -> Iterator[int]:
+    """MANAGE CHANNEL open / close (ISO 7816-4 §11.1.2), so the basic channel is left alone.
+
+    Yields 0 (the basic channel) when the card has no free channel. Closing
+    the channel also ends any secure channel opened on it.
+    """
+    protocol = SmartCardProtocol(connection)
+    resp = protocol.transceive(CommandAPDU(0x00, INS.MANAGE_CHANNEL, 0x00, 0x00, ne=1))
+    if not resp.ok or len(resp.data) != 1 or not 1 <= resp.data[0] <= 3:
+        yield 0
+        return
+    number = resp.data[0]
+    try:
+        yield number
+    finally:
+        with suppress(*HOST_ERRORS):
+            protocol.transceive(CommandAPDU(number, INS.MANAGE_CHANNEL, 0x80, number))
+
+
+def factory_keys_listed(connection: Connection, channel: int, *, kvn: int) -> bool:
+    """SELECT the ISD on ``channel`` and look for key set ``kvn`` in GET DATA E0 (no authentication needed)."""
+    protocol = SmartCardProtocol(connection)
+    resp = protocol.transceive(CommandAPDU(channel & 0x03, INS.SELECT, 0x04, 0x00, ISD_AID, 256))
+    if resp.sw not in (SW.OK, SW.WARNING_CARD_LOCKED):
+        raise ApduError(resp.sw, resp.data, f"no security domain {ISD_AID.hex().upper()} on this card (SELECT)")
+    resp = protocol.transceive(CommandAPDU(CLA_GP | channel, INS.GET_DATA, 0x00, DataTag.KEY_INFORMATION, ne=256))
+    return resp.ok and any(k.kvn == kvn for k in parse_key_information(resp.data))
