@@ -402,6 +402,13 @@ class CoreState:
     overlay: dict[str, bytes] = field(default_factory=dict)
     #: names created with CardCreateFile whose content is not written yet
     created: set[str] = field(default_factory=set)
+    #: algorithm of the 9B challenge CardGetChallenge(Ex) obtained, until it is answered
+    pending_challenge: int | None = None
+    #: ``cardcf`` as this context last read it: a different one means another process changed
+    #: the card, and the model is read again
+    seen_cardcf: bytes | None = None
+    #: CP_PARENT_WINDOW / CP_PIN_CONTEXT_STRING as the caller set them
+    ui: dict[str, bytes] = field(default_factory=dict)
 
 
 def core_state(card_data: CardData) -> tuple[PivSession, CoreState]:
