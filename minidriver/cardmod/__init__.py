@@ -9,15 +9,77 @@ from __future__ import annotations
 from . import containers, crypto, pins, properties, ski, vfs  # noqa: F401 - register entry points
 from .codes import MinidriverError, ScardCode, code_name
 from .context import FUNCTION_TABLE, CardAcquireContext, CardDeleteContext
+from .facade import Minidriver, PinError
+from .helper import card_data_for_reader, release
+from .pins import (
+    CardAuthenticateChallenge,
+    CardAuthenticateEx,
+    CardAuthenticatePin,
+    CardChangeAuthenticator,
+    CardChangeAuthenticatorEx,
+    CardDeauthenticate,
+    CardDeauthenticateEx,
+    CardGetChallenge,
+    CardGetChallengeEx,
+    CardUnblockPin,
+)
+from .properties import (
+    CardGetContainerProperty,
+    CardGetProperty,
+    CardQueryCapabilities,
+    CardQueryFreeSpace,
+    CardQueryKeySizes,
+    CardSetContainerProperty,
+    CardSetProperty,
+)
 from .types import CardData, Out
+from .vfs import (
+    CardCreateDirectory,
+    CardCreateFile,
+    CardDeleteDirectory,
+    CardDeleteFile,
+    CardEnumFiles,
+    CardGetFileInfo,
+    CardReadFile,
+    CardWriteFile,
+)
 
 __all__ = [
     "FUNCTION_TABLE",
     "CardAcquireContext",
+    "CardAuthenticateChallenge",
+    "CardAuthenticateEx",
+    "CardAuthenticatePin",
+    "CardChangeAuthenticator",
+    "CardChangeAuthenticatorEx",
+    "CardCreateDirectory",
+    "CardCreateFile",
     "CardData",
+    "CardDeauthenticate",
+    "CardDeauthenticateEx",
     "CardDeleteContext",
+    "CardDeleteDirectory",
+    "CardDeleteFile",
+    "CardEnumFiles",
+    "CardGetChallenge",
+    "CardGetChallengeEx",
+    "CardGetContainerProperty",
+    "CardGetFileInfo",
+    "CardGetProperty",
+    "CardQueryCapabilities",
+    "CardQueryFreeSpace",
+    "CardQueryKeySizes",
+    "CardReadFile",
+    "CardSetContainerProperty",
+    "CardSetProperty",
+    "CardUnblockPin",
+    "CardWriteFile",
+    "Minidriver",
     "MinidriverError",
     "Out",
+    "PinError",
     "ScardCode",
+    "card_data_for_reader",
     "code_name",
+    "release",
 ]

@@ -45,10 +45,9 @@ def session(card_data: CardData) -> PivSession:
     if ctx.no_card:
         raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, "no card in NO_CARD_MODE")
     if ctx.piv is None or card_data.hScard != ctx.bound_handle or ctx.card_lost is not None:
-        lost = ctx.card_lost
-        if lost is not None and card_data.hScard == ctx.bound_handle and card_data.connection is None:
-            # the caller has not reconnected since the card went away
-            raise MinidriverError(lost, "the card was removed or reset; reconnect")
+        # SCardReconnect keeps the handle's value, so the same hScard may be usable again: binding
+        # asks pcscd (SCardStatus in from_handles, then SELECT), which fails with the card's
+        # removed/reset code until the caller has reconnected
         ctx.forget_card(ScardCode.SCARD_W_RESET_CARD)
         bind(card_data, ctx)
     piv: PivSession = ctx.piv
