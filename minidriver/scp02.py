@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from minidriver import gpcrypto
+import minidriver.gpcrypto as gpcrypto  # a submodule import: never reaches the package's lazy __getattr__
 from minidriver.scpbase import (
     CLA_SM,
     CRYPTOGRAM_LEN,

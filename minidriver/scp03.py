@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from minidriver import gpcrypto
+import minidriver.gpcrypto as gpcrypto  # a submodule import: never reaches the package's lazy __getattr__
 from minidriver.scpbase import (
     CHALLENGE_LEN,
     CLA_SM,

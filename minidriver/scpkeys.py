@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, auto
 
-from minidriver import gpcrypto
+import minidriver.gpcrypto as gpcrypto  # a submodule import: never reaches the package's lazy __getattr__
 from minidriver.scpbase import CLA_GP, INS, MAX_SHORT_LC, SW, CommandAPDU, SCPError, StaticKeys, split_response
 
 __all__ = [
