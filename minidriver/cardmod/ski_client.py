@@ -46,6 +46,13 @@ _SW_CODES = {
     0x6A88: ScardCode.SCARD_E_INVALID_PARAMETER,
     0x6A84: ScardCode.SCARD_E_WRITE_TOO_MANY,
 }
+#: PC/SC codes of a card that went away (winerror.h values) -> the class code we answer
+_GONE = {
+    0x80100069: ScardCode.SCARD_W_REMOVED_CARD,
+    0x8010000C: ScardCode.SCARD_W_REMOVED_CARD,
+    0x80100068: ScardCode.SCARD_W_RESET_CARD,
+    0x80100067: ScardCode.SCARD_W_RESET_CARD,
+}
 #: status words after which the card has no session on the channel any more
 _SESSION_ENDED = (0x6982, 0x6881)
 
@@ -119,7 +126,8 @@ def round2(state: SkiState, connection: Any, message: bytes) -> int:
         raise MinidriverError(ScardCode.SCARD_W_RESET_CARD, "the card was reconnected between the two rounds")
     try:
         _, sw = _send(connection, apdu)
-    except Exception:
+    except Exception as exc:
+        state.pending_lost = _GONE.get(getattr(exc, "code", None) or 0)  # for the caller's retry
         close_channel(connection, pending.channel)
         raise
     if sw != OK:
