@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from . import containers, crypto, pins, properties, ski, vfs  # noqa: F401 - register entry points
 from .codes import MinidriverError, ScardCode, code_name
+from .containers import CardCreateContainer, CardCreateContainerEx, CardDeleteContainer, CardGetContainerInfo
 from .context import FUNCTION_TABLE, CardAcquireContext, CardDeleteContext
+from .crypto import CardConstructDHAgreement, CardDeriveKey, CardDestroyDHAgreement, CardRSADecrypt, CardSignData
 from .facade import Minidriver, PinError
 from .helper import card_data_for_reader, release
 from .pins import (
@@ -52,26 +54,35 @@ __all__ = [
     "CardAuthenticatePin",
     "CardChangeAuthenticator",
     "CardChangeAuthenticatorEx",
+    "CardConstructDHAgreement",
+    "CardCreateContainer",
+    "CardCreateContainerEx",
     "CardCreateDirectory",
     "CardCreateFile",
     "CardData",
     "CardDeauthenticate",
     "CardDeauthenticateEx",
+    "CardDeleteContainer",
     "CardDeleteContext",
     "CardDeleteDirectory",
     "CardDeleteFile",
+    "CardDeriveKey",
+    "CardDestroyDHAgreement",
     "CardEnumFiles",
     "CardGetChallenge",
     "CardGetChallengeEx",
+    "CardGetContainerInfo",
     "CardGetContainerProperty",
     "CardGetFileInfo",
     "CardGetProperty",
     "CardQueryCapabilities",
     "CardQueryFreeSpace",
     "CardQueryKeySizes",
+    "CardRSADecrypt",
     "CardReadFile",
     "CardSetContainerProperty",
     "CardSetProperty",
+    "CardSignData",
     "CardUnblockPin",
     "CardWriteFile",
     "Minidriver",

@@ -10,7 +10,7 @@ A row that checks more than a code (a signature verifies, both ECDH sides agree)
 :class:`CheckFailed` with the reason; the runner reports it as a failure.
 
 Rows live beside the code they check: ``checks_core.py`` (context, properties, PINs, files),
-``checks_crypto.py`` (containers and keys), ``checks_ski.py`` (secure key injection), each a
+``checks_crypto.py`` (containers) and ``checks_keys.py`` (key operations), ``checks_ski.py`` (secure key injection), each a
 list ``CHECKS``. Destructive rows (a blocked PIN, a new key in a slot) run only with
 ``--destructive`` and put back what they can (a blocked PIN is unblocked with the PUK).
 """
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .codes import code_name
+from .codes import ScardCode, code_name
 from .context import CardAcquireContext, CardDeleteContext
 from .types import CardData
 
@@ -43,7 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: modules holding rows, in the order they run
-ROW_MODULES = ("checks_core", "checks_crypto", "checks_ski")
+ROW_MODULES = ("checks_core", "checks_crypto", "checks_keys", "checks_ski")
 
 
 class CheckFailed(Exception):
@@ -124,11 +124,36 @@ def acquire(make_card: Callable[[], CardData]) -> CardData:
     return card
 
 
+def reset_card(card: CardData) -> None:
+    """Warm-reset the card under ``card``'s context (PIV ends a 9B authentication no other way)
+    and let the context bind again on its next call. Other contexts see SCARD_W_RESET_CARD."""
+    from ..pcsc import Disposition
+    from .context import MinidriverContext
+
+    ctx = card.pvVendorSpecific
+    assert isinstance(ctx, MinidriverContext)
+    conn = ctx.connection
+    if hasattr(conn, "reset"):  # an in-process card (tests)
+        conn.reset()
+        conn.reconnect()
+    else:
+        conn.reconnect(Disposition.RESET)
+    ctx.forget_card(ScardCode.SCARD_W_RESET_CARD)
+    ctx.card_lost = None
+
+
+def _no_release(card: CardData) -> None:
+    return None
+
+
+#: what gives a CardData's connection back (helper.release for card_data_for_reader); set by run_checks
+_release_card: list[Callable[[CardData], None]] = [_no_release]
+
+
 def release(card: CardData) -> None:
+    """CardDeleteContext, then hand the card's connection back to whoever made it."""
     CardDeleteContext(card)
-    close = getattr(card.connection, "close", None)
-    if callable(close):
-        close()
+    _release_card[0](card)
 
 
 @contextmanager
@@ -171,8 +196,11 @@ def run_checks(
     pin: bytes = b"123456",
     puk: bytes = b"12345678",
     mgmt_key: bytes | None = None,
+    release_card: Callable[[CardData], None] | None = None,
 ) -> list[Result]:
-    """Run the rows (destructive ones only if asked) on contexts from ``make_card``."""
+    """Run the rows (destructive ones only if asked) on contexts from ``make_card``;
+    ``release_card`` gives each CardData's connection back after CardDeleteContext."""
+    _release_card[0] = release_card or _no_release
     shared = acquire(make_card)
     base = CheckEnv(shared, make_card, pin, puk, destructive=destructive)
     if mgmt_key is not None:
@@ -183,8 +211,11 @@ def run_checks(
             if check.destructive and not destructive:
                 continue
             results.append(run_one(check, base))
+            if check.fresh:  # the row may have reset the card under the shared context: open it again
+                release(base.card)
+                base.card = acquire(make_card)
     finally:
-        release(shared)
+        release(base.card)
     return results
 
 
