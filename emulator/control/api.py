@@ -7,19 +7,26 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..profile import Profile, ProfileError, load_profile
 from . import pcsc
-from .client import ControlClient, DaemonNotRunning
+from .client import ControlClient, DaemonNotRunning, RequestFailed
 from .paths import SYSTEM_PCSCD_SOCKET, RuntimePaths, pcscd_client_env
 from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start_pcscd, stop_daemon, stop_pcscd
 
-__all__ = ["DaemonNotRunning", "SlotStatus", "StackError", "Status", "VCard"]
+__all__ = ["DaemonNotRunning", "ProfileError", "SlotStatus", "StackError", "Status", "VCard"]
 
 DEFAULT_WAIT = 5.0
+
+
+def _check_timeout(timeout: float) -> None:
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a finite number of seconds above 0, got {timeout!r}")
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,21 @@ class VCard:
         verbose: bool = False,
         trace: bool = False,
     ) -> Status:
-        """Start what is not running: pcscd, the daemon, a card in slot 0."""
+        """Start what is not running: pcscd, the daemon, a card in slot 0.
+
+        ``profile`` is validated before anything starts. On a stack that
+        already runs, slot 0 gets a card from ``profile`` if it is empty; if
+        it holds a card from another profile, or ``private`` is asked of a
+        stack on the system socket, :class:`StackError` says what to do.
+        """
+        wanted = self._check_profile(profile)
         info = StackInfo.load(self.paths)
         fresh = False
+        if info is not None and info.alive and private and not pcscd_client_env(info.pcscd_socket):
+            raise StackError(
+                f"a vcard stack already runs on the system pcscd socket {info.pcscd_socket}; "
+                "--private was not applied (to get a private one: vcard down, then vcard up --private)"
+            )
         if info is None or not info.alive:
             system = None if private else find_system_pcscd()
             if system is not None:
@@ -95,7 +114,19 @@ class VCard:
             slot0 = self.client.request("status")["slots"][0]
             if not slot0["present"]:
                 self.insert(0, profile=profile, wait=wait)
+            elif wanted is not None and slot0["profile"] != wanted.name:
+                raise StackError(
+                    f"the stack already runs and slot 0 holds a card from profile {slot0['profile']} "
+                    f"(state {slot0['state_file']}); --profile {profile} was not used. To use it: "
+                    f"vcard remove --slot 0, then vcard insert --slot 0 --profile {profile} (or --slot 1)"
+                )
         return self.status()
+
+    def _check_profile(self, profile: str | None) -> Profile | None:
+        """Load and validate ``profile`` here, before the daemon is asked (raises ProfileError)."""
+        if profile is None:
+            return None
+        return load_profile(profile, state_dir=self.state_dir)
 
     def down(self) -> bool:
         """Stop the daemon and the pcscd vcard started; True if anything was running."""
@@ -110,7 +141,7 @@ class VCard:
     def _daemon_alive(self) -> bool:
         try:
             self.client.request("ping")
-        except (DaemonNotRunning, OSError):
+        except (DaemonNotRunning, RequestFailed, OSError):
             return False
         return True
 
@@ -157,14 +188,26 @@ class VCard:
         wait: bool = False,
         timeout: float = DEFAULT_WAIT,
     ) -> dict[str, Any]:
+        """Insert a card from ``profile``; its state file is under this VCard's ``state_dir`` if given.
+
+        The profile is validated here first (:class:`ProfileError`), so a bad
+        one is refused before the daemon writes anything. A ``state_dir``
+        given to this VCard is honoured also by a daemon started with another.
+        """
+        if wait:
+            _check_timeout(timeout)
         if profile is not None and (profile.endswith(".toml") or os.sep in profile):
             profile = str(Path(profile).resolve())
-        reply = self.client.request("insert", slot=slot, profile=profile, fresh=fresh)
+        self._check_profile(profile)
+        extra: dict[str, Any] = {} if self.state_dir is None else {"state_dir": str(self.state_dir.absolute())}
+        reply = self.client.request("insert", slot=slot, profile=profile, fresh=fresh, **extra)
         if wait:
             pcsc.wait_for_card(self.reader_name(slot), present=True, timeout=timeout)
         return reply
 
     def remove(self, slot: int = 0, *, wait: bool = False, timeout: float = DEFAULT_WAIT) -> dict[str, Any]:
+        if wait:
+            _check_timeout(timeout)
         reply = self.client.request("remove", slot=slot)
         if wait:
             pcsc.wait_for_card(self.reader_name(slot), present=False, timeout=timeout)

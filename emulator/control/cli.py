@@ -1,17 +1,28 @@
 """The `vcard` command: the only place that prints or picks exit codes.
 
-Exit codes: 0 done, 1 operational failure (one line saying what to do),
-2 usage error, 70 a bug (traceback only with -v).
+Exit codes (the one table; README "The CLI" and ``vcard --help`` show it):
+
+====  ===========================================================================
+0     done
+1     operational failure: the stack, pcscd or the card could not do it (one line
+      saying what to do); also ``vcard status`` when the daemon is not running
+2     usage error: a mistake on the command line or in a profile; nothing was done
+70    a bug in vcard (EX_SOFTWARE); the traceback only with ``-v``
+====  ===========================================================================
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from enum import IntEnum
+from typing import Any, NoReturn
 
+from ..profile import ProfileError
+from . import cli_args
 from .api import DaemonNotRunning, StackError, Status, VCard
 from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
 from .client import RequestFailed
@@ -19,9 +30,25 @@ from .doctor import run_doctor
 from .paths import pcscd_client_env
 from .pcsc import PcscError
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "Exit", "build_parser", "main"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70
+
+class Exit(IntEnum):
+    """``vcard``'s exit codes; :data:`EXIT_CODES` says what each means."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    BUG = 70
+
+
+EXIT_CODES: dict[Exit, str] = {
+    Exit.OK: "done",
+    Exit.FAILURE: "operational failure (one line saying what to do); status: the daemon is not running",
+    Exit.USAGE: "usage error: a mistake on the command line or in a profile; nothing was done",
+    Exit.BUG: "a bug in vcard; rerun with -v for the traceback",
+}
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BUG = Exit.OK, Exit.FAILURE, Exit.USAGE, Exit.BUG
 
 
 class UsageError(Exception):
@@ -30,50 +57,85 @@ class UsageError(Exception):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        # "argument --slot: --slot must be ..." says the option twice: keep the type's own sentence
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def _slot(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--slot must be a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--slot must be 0 or more, got {value}")
-    return value
+def _exit_code_epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {int(code):<3} {text}" for code, text in EXIT_CODES.items())
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """-v, --runtime-dir, --state-dir: before the subcommand, or after it (then SUPPRESS keeps the top's)."""
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks", **default)
+    parser.add_argument(
+        "--runtime-dir",
+        type=cli_args.directory("--runtime-dir"),
+        help="the stack's runtime directory (default: $VCARD_RUNTIME_DIR, /run/vcard for root)",
+        **default,
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=cli_args.directory("--state-dir"),
+        help="where a profile's relative state_file lives (default: $VCARD_STATE_DIR, /var/lib/vcard for "
+        "root); honoured by up and insert also when the daemon already runs",
+        **default,
+    )
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="vcard", description="A virtual smart card behind the real pcscd.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    parser.add_argument("--runtime-dir", help="the stack's runtime directory (default: /run/vcard for root)")
-    parser.add_argument("--state-dir", help="where card state files live (default: /var/lib/vcard for root)")
+    parser = Parser(
+        prog="vcard",
+        description="A virtual smart card behind the real pcscd.",
+        epilog=_exit_code_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _global_options(parser, top=True)
+    common = Parser(add_help=False)
+    _global_options(common, top=False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    up = sub.add_parser("up", help="start pcscd (if needed), the daemon and a card in slot 0")
-    up.add_argument("--profile", help="built-in profile name or .toml path for the card (default: default)")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            parents=[common],
+            epilog=_exit_code_epilog(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    up = command("up", "start pcscd (if needed), the daemon and a card in slot 0")
+    up.add_argument(
+        "--profile",
+        help="built-in profile name or .toml path for the card in slot 0 (default: default); checked first. "
+        "On a running stack: used if slot 0 is empty, an error if slot 0 holds another profile's card",
+    )
     up.add_argument("--private", action="store_true", help="pcscd with its own socket (set PCSCLITE_CSOCK_NAME)")
     up.add_argument("--vpcd-listen-any", action="store_true", help="allow vpcd on 0.0.0.0 if no namespace can be made")
     up.add_argument("--no-card", action="store_true", help="start with both slots empty")
-    up.add_argument("--trace", action="store_true", help="daemon logs APDUs (secrets redacted)")
+    up.add_argument("--trace", action="store_true", help="daemon logs APDUs (secrets redacted); when it starts")
 
-    sub.add_parser("down", help="stop the daemon and the pcscd that vcard started")
-    sub.add_parser("status", help="readers, slots, cards, profiles and state files")
-    sub.add_parser("doctor", help="check pcscd, vpcd, ports and permissions; say how to fix each")
+    command("down", "stop the daemon and the pcscd that vcard started")
+    command("status", "readers, slots, cards, profiles and state files")
+    command("doctor", "check pcscd, vpcd, ports and permissions; say how to fix each")
 
-    ins = sub.add_parser("insert", help="insert a card into a slot")
-    ins.add_argument("--slot", type=_slot, default=0)
-    ins.add_argument("--profile", help="built-in profile name or .toml path (default: default)")
+    slot_help = f"vpcd slot: {' or '.join(map(str, cli_args.SLOTS))} (default: 0)"
+    timeout_help = f"seconds --wait waits for pcscd, above 0 and at most {cli_args.MAX_TIMEOUT:g} (default: 5)"
+    ins = command("insert", "insert a card into a slot")
+    ins.add_argument("--slot", type=cli_args.slot, default=0, help=slot_help)
+    ins.add_argument("--profile", help="built-in profile name or .toml path (default: default); checked first")
     ins.add_argument("--fresh", action="store_true", help="a new card from the profile; the old state is set aside")
     ins.add_argument("--wait", action="store_true", help="return once pcscd reports the card")
-    ins.add_argument("--timeout", type=float, default=5.0)
+    ins.add_argument("--timeout", type=cli_args.timeout, default=5.0, help=timeout_help)
 
-    rem = sub.add_parser("remove", help="pull the card out of a slot")
-    rem.add_argument("--slot", type=_slot, default=0)
+    rem = command("remove", "pull the card out of a slot")
+    rem.add_argument("--slot", type=cli_args.slot, default=0, help=slot_help)
     rem.add_argument("--wait", action="store_true", help="return once pcscd reports the card gone")
-    rem.add_argument("--timeout", type=float, default=5.0)
+    rem.add_argument("--timeout", type=cli_args.timeout, default=5.0, help=timeout_help)
 
-    add_keys_parser(sub)
+    add_keys_parser(sub, common=common)
     return parser
 
 
@@ -117,7 +179,9 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
     env = "".join(f"{k}={v} " for k, v in needed.items())
     me = _prog()
     print("\nTry:")
-    print(f"  {env}pcsc_scan -c                 # the card as every PC/SC application sees it (pcsc_scan: watch events)")
+    print(
+        f"  {env}pcsc_scan -c                 # the card as every PC/SC application sees it (pcsc_scan: watch events)"
+    )
     print(f"  {env}opensc-tool -l -a -n")
     print(f"  {me} remove --wait; {me} insert --wait   # pull the card and put it back")
     print(f"  {me} status; {me} down")
@@ -192,13 +256,14 @@ COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    verbose = "-v" in (argv if argv is not None else sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    words = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in words or "--verbose" in words
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="vcard: %(message)s")
         vc = VCard(args.runtime_dir, state_dir=args.state_dir)
         return COMMANDS[args.command](vc, args)
-    except UsageError as exc:
+    except (UsageError, ProfileError) as exc:
         print(f"vcard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StackError, RequestFailed, PcscError, DaemonNotRunning) as exc:
@@ -212,6 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:  # the system refused (permissions, a full disk, ...): operational, one line
+        if verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"vcard: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception:
         if verbose:
             raise

@@ -24,6 +24,7 @@ from minidriver.iso7816 import SW
 from minidriver.pcsc import PcscConnection
 from minidriver.scp import AuthenticationError, StaticKeys
 
+from . import cli_args
 from .pcsc import PcscError
 
 if TYPE_CHECKING:
@@ -40,10 +41,15 @@ class KeysUsageError(ValueError):
     """A mistake on the command line; the CLI prints it in one line and exits 2."""
 
 
-def add_keys_parser(sub: Any) -> None:
-    """The ``keys`` subcommand and its ``list``, ``put`` and ``delete`` children."""
-    auth = argparse.ArgumentParser(add_help=False)
-    auth.add_argument("--slot", default="0", help="reader slot (default: 0)")
+def add_keys_parser(sub: Any, *, common: argparse.ArgumentParser | None = None) -> None:
+    """The ``keys`` subcommand and its ``list``, ``put`` and ``delete`` children.
+
+    ``common``: the CLI's global options, accepted after the subcommand too.
+    """
+    parents = [common] if common is not None else []
+    auth = argparse.ArgumentParser(add_help=False, parents=parents)
+    slots = " or ".join(map(str, cli_args.SLOTS))
+    auth.add_argument("--slot", type=cli_args.slot, default=0, help=f"vpcd slot: {slots} (default: 0)")
     auth.add_argument("--auth-kvn", help="key set to authenticate with (default: the card's first)")
     auth.add_argument("--auth-key", help="ENC = MAC = DEK, hex (default: the GP test key 40..4F); TEST KEYS ONLY")
     auth.add_argument("--auth-enc", help="authentication ENC key, hex; TEST KEYS ONLY")
@@ -52,7 +58,7 @@ def add_keys_parser(sub: Any) -> None:
     auth.add_argument("--auth-keys-file", help="TOML/JSON file with enc, mac, dek (hex) to authenticate with")
     auth.add_argument("--level", help="security level: 01, 03, 11, 13 or 33 (default: the strongest offered)")
 
-    keys = sub.add_parser("keys", help="list, put and delete ISD key sets over a secure channel")
+    keys = sub.add_parser("keys", help="list, put and delete ISD key sets over a secure channel", parents=parents)
     ksub = keys.add_subparsers(dest="keys_command", required=True)
     ksub.add_parser("list", parents=[auth], help="key sets on the card (GET DATA E0); never key values")
     put = ksub.add_parser("put", parents=[auth], help="add a key set, or replace one (PUT KEY)")
@@ -201,7 +207,7 @@ def _connect(reader: str) -> PcscConnection:
 
 def run_keys(vc: VCard, args: argparse.Namespace) -> int:
     """``vcard keys ...``: validate everything before touching the card, then one session."""
-    slot = _number("--slot", args.slot)
+    slot: int = args.slot  # checked by cli_args.slot while parsing
     auth_keys(args)
     _level(args)
     command = args.keys_command

@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 from .paths import RuntimePaths
-from .protocol import recv_message, send_message
+from .protocol import ProtocolError, recv_message, send_message
 
 __all__ = ["ControlClient", "DaemonNotRunning", "RequestFailed"]
 
@@ -25,17 +25,26 @@ class ControlClient:
         self.timeout = timeout
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request, one reply; every way it can fail is one of this module's exceptions."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
+        where = self.paths.control_socket
         try:
             try:
-                sock.connect(str(self.paths.control_socket))
+                sock.connect(str(where))
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 raise DaemonNotRunning(
                     f"the vcard daemon is not running at {self.paths.root} (start it: vcard up)"
                 ) from exc
-            send_message(sock, {"op": op, **fields})
-            reply = recv_message(sock, bytearray())
+            except OSError as exc:  # not a directory, permission denied, name too long ...
+                raise DaemonNotRunning(f"cannot reach the vcard daemon at {where}: {exc.strerror or exc}") from exc
+            try:
+                send_message(sock, {"op": op, **fields})
+                reply = recv_message(sock, bytearray())
+            except TimeoutError:
+                raise RequestFailed(f"the daemon did not answer {op!r} within {self.timeout:g} s") from None
+            except (OSError, ProtocolError) as exc:
+                raise RequestFailed(f"the daemon broke off {op!r}: {exc}") from None
         finally:
             sock.close()
         if reply is None:

@@ -186,8 +186,13 @@ class Daemon:
         slot = self._slot(request)
         if slot.card is not None:
             raise RequestError(f"slot {slot.number} already holds a card; run: vcard remove --slot {slot.number}")
+        state_dir = self.state_dir  # `vcard --state-dir D insert` names its own: honoured (issue 8)
+        if request.get("state_dir") is not None:
+            if not isinstance(request["state_dir"], str) or not os.path.isabs(request["state_dir"]):
+                raise RequestError("state_dir must be an absolute path")
+            state_dir = Path(request["state_dir"])
         try:
-            profile = load_profile(request.get("profile"), state_dir=self.state_dir)
+            profile = load_profile(request.get("profile"), state_dir=state_dir)
         except ProfileError as exc:
             raise RequestError(str(exc)) from None
         for other in self.slots:
