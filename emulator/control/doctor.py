@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .stack import StackInfo, find_system_pcscd, pid_alive, read_pid
+from ..profile import default_state_dir
+from .paths import private_dir_problem
+from .stack import StackError, StackInfo, find_system_pcscd, pid_alive, read_pid
 
 if TYPE_CHECKING:
     from .api import VCard
@@ -102,8 +104,87 @@ def _is_loopback(hex_addr: str) -> bool:
     )
 
 
+def _runtime_dir(vc: VCard) -> Check:
+    root = vc.paths.root
+    problem = private_dir_problem(root)
+    if problem is not None:
+        what, _, fix = problem.partition("; ")
+        return Check(False, what, fix)
+    try:
+        mode = stat.S_IMODE(root.stat().st_mode)
+    except OSError:
+        return Check(True, f"runtime directory {root} does not exist yet (vcard up creates it 0700)")
+    if mode & 0o077:
+        return Check(False, f"runtime directory {root} has mode {mode:o}, others can look inside", f"chmod 700 {root}")
+    return Check(True, f"runtime directory {root} is yours alone (mode {mode:o})")
+
+
+#: the files SQLite keeps beside a card's state file
+STATE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _state_permissions(vc: VCard) -> list[Check]:
+    """State files hold every secret of a card (keys, PIN, PUK): 0700 directories, 0600 files, ours."""
+    dirs = {vc.state_dir or default_state_dir()}
+    files: set[Path] = set()
+    try:
+        for slot in vc.status().slots:
+            if slot.state_file:
+                files.add(Path(slot.state_file))
+                dirs.add(Path(slot.state_file).parent)
+    except (OSError, StackError, ValueError, KeyError):
+        pass
+    for d in list(dirs):
+        try:
+            files.update(p for p in d.iterdir() if p.name.endswith(".sqlite"))
+        except OSError:
+            continue
+    me = os.geteuid()
+    checks: list[Check] = []
+    for d in sorted(dirs):
+        try:
+            st = d.lstat()
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid != me:
+            checks.append(Check(False, f"state directory {d} is owned by uid {st.st_uid}, not you", f"chown {me} {d}"))
+        elif mode & 0o077:
+            checks.append(
+                Check(False, f"state directory {d} has mode {mode:o}: others can reach card secrets", f"chmod 700 {d}")
+            )
+    for f in sorted(files):
+        for extra in (Path(f"{f}{suffix}") for suffix in STATE_SUFFIXES):
+            try:
+                st = extra.lstat()
+            except OSError:
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            if st.st_uid != me:
+                checks.append(
+                    Check(False, f"state file {extra} is owned by uid {st.st_uid}, not you", f"chown {me} {extra}")
+                )
+            elif mode & 0o077:
+                checks.append(
+                    Check(
+                        False,
+                        f"state file {extra} has mode {mode:o}: others can read its keys and PINs",
+                        f"chmod 600 {extra}",
+                    )
+                )
+    if not checks:
+        where = ", ".join(str(d) for d in sorted(dirs))
+        checks.append(
+            Check(True, f"card state private: {len(files)} state file(s) in {where}, mode 600 in 700 directories")
+        )
+    return checks
+
+
 def _pcscd(vc: VCard) -> Check:
-    info = StackInfo.load(vc.paths)
+    try:
+        info = StackInfo.load(vc.paths)
+    except StackError as exc:
+        return Check(False, str(exc), "see above")
     if info is not None and info.alive:
         return Check(True, f"pcscd running: pid {info.pcscd_pid}, mode {info.mode}, socket {info.pcscd_socket}")
     system = find_system_pcscd()
@@ -157,6 +238,8 @@ def run_doctor(vc: VCard, *, out: Callable[[str], None] = print) -> bool:
         _pcscd(vc),
         _daemon(vc),
         _listening_ports(),
+        _runtime_dir(vc),
+        *_state_permissions(vc),
     ]
     healthy = True
     for check in checks:

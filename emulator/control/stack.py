@@ -26,11 +26,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .netns import non_loopback_interfaces
-from .paths import SYSTEM_PCSCD_DIR, SYSTEM_PCSCD_SOCKET, RuntimePaths
+from .paths import (
+    SYSTEM_PCSCD_DIR,
+    SYSTEM_PCSCD_SOCKET,
+    RuntimePaths,
+    ensure_private_dir,
+    private_dir_problem,
+    private_file_problem,
+)
 
 __all__ = [
     "StackError",
     "StackInfo",
+    "check_runtime_dir",
     "find_system_pcscd",
     "pid_alive",
     "start_daemon",
@@ -42,10 +50,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
+DAEMON_MODULE = "emulator.control.daemon"
 
 
 class StackError(Exception):
     """The stack cannot start or stop; the message says what to do."""
+
+
+def check_runtime_dir(paths: RuntimePaths, *, create: bool = False) -> None:
+    """Refuse a runtime directory another user could have planted (paths.py); create it 0700."""
+    problem = ensure_private_dir(paths.root) if create else private_dir_problem(paths.root)
+    if problem is not None:
+        raise StackError(problem)
 
 
 @dataclass
@@ -54,15 +70,25 @@ class StackInfo:
     pcscd_pid: int | None
     pcscd_socket: str
     owned: bool
+    #: pcscd's start time (/proc/PID/stat field 22): a pid is signalled only if it is still that process
+    pcscd_start: int | None = None
 
     def save(self, paths: RuntimePaths) -> None:
-        paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        check_runtime_dir(paths, create=True)
         tmp = paths.stack_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self)))
         os.replace(tmp, paths.stack_file)
 
     @classmethod
     def load(cls, paths: RuntimePaths) -> StackInfo | None:
+        """The stack ``vcard up`` recorded; StackError if the directory or file is not this user's."""
+        check_runtime_dir(paths)
+        problem = private_file_problem(paths.stack_file)
+        if problem is not None:
+            raise StackError(problem)
         try:
             return cls(**json.loads(paths.stack_file.read_text()))
         except (OSError, ValueError, TypeError):
@@ -86,6 +112,64 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat fields after the command name (field 3 onwards), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, proc(5) field 22): tells a reused pid apart."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields is not None and len(fields) > 19 else None
+
+
+def _process_uid(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _not_ours(
+    pid: int, what: str, *, start: int | None, names: tuple[str, ...] | None, cmdline: tuple[str, ...] | None
+) -> str | None:
+    """Why ``pid`` is not the ``what`` vcard started (None: it is), checked before any signal."""
+    uid = _process_uid(pid)
+    if uid is None:
+        return None if not pid_alive(pid) else f"pid {pid} cannot be inspected"
+    if uid != os.geteuid():
+        return f"pid {pid} belongs to uid {uid}, not to you"
+    if start is not None and process_start(pid) != start:
+        return f"pid {pid} is a newer process than the {what} vcard started (the pid was reused)"
+    if names is not None:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            comm = "?"
+        if comm not in names:
+            return f"pid {pid} is {comm!r}, not {what}"
+    if cmdline is not None:  # these arguments, in this order, somewhere in its command line
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            args = []
+        n = len(cmdline)
+        if not any(tuple(args[i : i + n]) == cmdline for i in range(len(args))):
+            return f"pid {pid} is not a vcard {what} ({' '.join(cmdline)})"
+    return None
+
+
+def _daemon_args(paths: RuntimePaths) -> tuple[str, ...]:
+    """What the command line of the daemon serving ``paths`` holds (see start_daemon)."""
+    return ("-m", DAEMON_MODULE, "--runtime-dir", str(paths.root))
 
 
 def read_pid(path: Path) -> int | None:
@@ -120,7 +204,7 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
     pcscd = _need("pcscd", "pcscd")
     if not Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists():
         raise StackError("vpcd is not installed; run scripts/up (or: apt-get install vsmartcard-vpcd)")
-    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_runtime_dir(paths, create=True)
     sock_dir = paths.private_pcscd_dir if private else SYSTEM_PCSCD_DIR
     sock_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(sock_dir, 0o755)
@@ -150,7 +234,13 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
             )
     finally:
         log_file.close()
-    info = StackInfo(mode=mode, pcscd_pid=proc.pid, pcscd_socket=str(sock_dir / "pcscd.comm"), owned=True)
+    info = StackInfo(
+        mode=mode,
+        pcscd_pid=proc.pid,
+        pcscd_socket=str(sock_dir / "pcscd.comm"),
+        owned=True,
+        pcscd_start=process_start(proc.pid),
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while not Path(info.pcscd_socket).exists():
         if proc.poll() is not None:
@@ -196,6 +286,13 @@ def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) ->
 
 def stop_pcscd(info: StackInfo, *, timeout: float = 5.0) -> None:
     if not info.owned or info.pcscd_pid is None:
+        return
+    # The start time tells the pcscd vcard started from a reused pid; files saved
+    # before it was recorded fall back to the process name.
+    names = ("pcscd",) if info.pcscd_start is None else ("pcscd", "unshare", "sh")  # sh/unshare: before the exec
+    problem = _not_ours(info.pcscd_pid, "pcscd", start=info.pcscd_start, names=names, cmdline=None)
+    if problem is not None:
+        log.warning("not stopping pcscd: %s; nothing was signalled", problem)
         return
     _terminate(info.pcscd_pid, timeout)
     if info.mode != "external":
@@ -245,7 +342,7 @@ def start_daemon(
     """Start the daemon detached; returns its pid once the control socket answers."""
     from .client import ControlClient, DaemonNotRunning
 
-    args = [sys.executable, "-m", "emulator.control.daemon", "--runtime-dir", str(paths.root)]
+    args = [sys.executable, *_daemon_args(paths)]
     if info.mode == "netns" and info.pcscd_pid is not None:
         args += ["--netns-pid", str(info.pcscd_pid)]
     if state_dir is not None:
@@ -256,7 +353,7 @@ def start_daemon(
         args.append("--verbose")
     if trace:
         args.append("--trace")
-    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_runtime_dir(paths, create=True)
     with open(paths.daemon_log, "ab") as log_file:
         proc = subprocess.Popen(
             args, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL, start_new_session=True
@@ -281,9 +378,19 @@ def stop_daemon(paths: RuntimePaths, *, timeout: float = 5.0) -> bool:
     """Ask the daemon to stop (then SIGTERM/SIGKILL by pid); True if one was running."""
     from .client import ControlClient, DaemonNotRunning
 
+    check_runtime_dir(paths)
+    problem = private_file_problem(paths.daemon_pid)
+    if problem is not None:
+        raise StackError(problem)
     pid = read_pid(paths.daemon_pid)
     with contextlib.suppress(DaemonNotRunning, OSError):
         ControlClient(paths).request("shutdown")
+    if pid is not None and pid_alive(pid):
+        problem = _not_ours(pid, "daemon", start=None, names=None, cmdline=_daemon_args(paths))
+        if problem is not None:
+            log.warning("not stopping the daemon named in %s: %s; nothing was signalled", paths.daemon_pid, problem)
+            paths.daemon_pid.unlink(missing_ok=True)
+            return False
     if pid is None or not pid_alive(pid):
         paths.control_socket.unlink(missing_ok=True)
         return pid is not None
