@@ -1,0 +1,1 @@
+"""Runnable examples of the minidriver API (``python -m minidriver.examples.<name>``)."""
