@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from emulator.pytest_plugin import LiveCard
 from minidriver.iso7816 import SW, ApduError, CommandAPDU
-from minidriver.pcsc import PcscCode, PcscConnection, PcscError, list_readers
+from minidriver.pcsc import Disposition, PcscCode, PcscConnection, PcscError, list_readers
 from minidriver.piv import Algorithm, InvalidPinError, KeySlot, ObjectId, PinBlockedError, PivSession
+from minidriver.protocol import SmartCardProtocol
 from minidriver.scp03 import SCP03Host
 from minidriver.scpbase import StaticKeys
 
@@ -178,3 +179,42 @@ def test_connecting_to_an_empty_reader_says_no_smartcard(vcard: LiveCard) -> Non
     with pytest.raises(PcscError) as err:
         PcscConnection(vcard.reader)
     assert err.value.code in (PcscCode.SCARD_E_NO_SMARTCARD, PcscCode.SCARD_W_REMOVED_CARD)
+
+
+def test_borrowed_handles_stay_open_for_their_owner(conn: PcscConnection) -> None:
+    borrowed = PcscConnection.from_handles(conn.context, conn.handle)
+    assert (borrowed.reader, borrowed.atr) == (conn.reader, conn.atr)
+    piv = PivSession(borrowed)
+    piv.verify_pin(PIN)
+    borrowed.close()  # forgets the handles, does not disconnect them
+    assert PivSession(conn).get_pin_attempts() == 3  # same card handle, still usable
+
+
+def test_transaction_and_reset_on_reconnect(conn: PcscConnection) -> None:
+    conn.begin_transaction()
+    piv = PivSession(conn)
+    piv.verify_pin(PIN)
+    assert piv.protocol.transceive(CommandAPDU(0x00, 0x20, 0x00, 0x80)).sw == SW.OK  # verified
+    conn.end_transaction()
+    assert conn.reconnect(Disposition.RESET) == conn.atr
+    piv.select()
+    # a reset clears the PIN's security status
+    assert piv.protocol.transceive(CommandAPDU(0x00, 0x20, 0x00, 0x80)).sw == 0x63C3
+
+
+def test_unknown_reader_is_a_pcsc_error(vcard: LiveCard) -> None:
+    with pytest.raises(PcscError) as err:
+        PcscConnection("no such reader 00 00")
+    assert err.value.code in (PcscCode.SCARD_E_UNKNOWN_READER, PcscCode.SCARD_E_READER_UNAVAILABLE)
+
+
+def test_extended_length_apdus_through_pcscd(conn: PcscConnection) -> None:
+    """pcscd + vpcd carry extended APDUs: one PUT DATA of 1500 bytes, one GET DATA with Le 0000."""
+    piv = PivSession(conn)
+    piv.protocol = SmartCardProtocol(conn, extended=True)
+    piv.authenticate(MGMT)
+    content = bytes(range(250)) * 6
+    piv.put_data(ObjectId.KEY_HISTORY, content)
+    assert piv.get_data(ObjectId.KEY_HISTORY) == content
+    raw = conn.transmit(CommandAPDU(0x00, 0xCB, 0x3F, 0xFF, bytes.fromhex("5C035FC10C"), 65536).encode(extended=True))
+    assert raw[-2:] == b"\x90\x00" and raw[:-2] == bytes.fromhex("538205DC") + content  # whole answer, no 61xx
