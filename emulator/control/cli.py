@@ -166,6 +166,7 @@ def _print_status(status: Status) -> None:
 
 
 def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
+    before = vc.status()
     status = vc.up(
         profile=args.profile,
         private=args.private,
@@ -175,6 +176,14 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
         trace=args.trace,
     )
     _print_status(status)
+    # options that only matter when something starts: say so instead of dropping them silently
+    if before.running and args.trace:
+        print(
+            "vcard: note: the daemon was already running; --trace applies when it starts (vcard down first)",
+            file=sys.stderr,
+        )
+    if before.stack is not None and before.stack.alive and args.vpcd_listen_any:
+        print("vcard: note: pcscd was already running; --vpcd-listen-any applies when it starts", file=sys.stderr)
     needed = pcscd_client_env(status.stack.pcscd_socket if status.stack else None)
     env = "".join(f"{k}={v} " for k, v in needed.items())
     me = _prog()

@@ -204,3 +204,9 @@ def test_api_checks_the_profile_before_asking_the_daemon(vcard_stack: VCard, tmp
         vcard_stack.insert(1, profile=str(path))
     with pytest.raises(ProfileError, match="no built-in profile"):
         vcard_stack.up(private=True, profile="nosuch")
+
+
+def test_up_says_when_trace_cannot_apply(vcard: LiveCard) -> None:
+    out = cli(vcard, "up", "--private", "--trace")
+    assert out.returncode == 0, out.stderr
+    assert "--trace applies when it starts" in out.stderr
