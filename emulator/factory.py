@@ -24,7 +24,7 @@ from .applets.isd_content import AppLifeCycle, AppRecord, ExecutableModule, GPRe
 from .card import VirtualCard
 from .profile import Profile, default_state_dir
 from .registry import Registry
-from .store import StateError, Store
+from .store import StateError, StorageFailure, Store
 
 __all__ = ["PIV_ELF_AID", "PIV_INSTANCE_AID", "PIV_MODULE_AID", "build_card", "open_card"]
 
@@ -109,6 +109,9 @@ def open_card(profile: Profile, *, exclusive: bool = True) -> tuple[VirtualCard,
         with store.batch():  # a new card: one transaction, committed by creating the file
             card = build_card(profile, store)  # it always records the profile: the file is created
         return card, store
+    except StorageFailure as exc:  # the card could not be written at insert: say so, in one line
+        store.close()
+        raise StateError(f"{exc.detail}; free disk space or fix the file's permissions, then insert again") from None
     except BaseException:
         store.close()
         raise

@@ -27,6 +27,7 @@ would kill the whole process with SIGBUS (measured here: SQLite 3.40, ext4).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -44,6 +45,8 @@ __all__ = [
     "create",
     "create_tables",
 ]
+
+log = logging.getLogger(__name__)
 
 #: "vcrd": the SQLite application_id of every vcard state file
 APPLICATION_ID = int.from_bytes(b"vcrd", "big")
@@ -222,6 +225,7 @@ def connect(path: Path, *, exclusive: bool, synchronous: str) -> sqlite3.Connect
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA mmap_size=0")
         version = _verify_open(path, db)
+        _tighten(path)
         _migrate(db, version)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
@@ -237,6 +241,20 @@ def connect(path: Path, *, exclusive: bool, synchronous: str) -> sqlite3.Connect
         db.close()
         raise _explain(path, exc) from None
     return db
+
+
+def _tighten(path: Path) -> None:
+    """A vcard file of ours readable by others (written before vcard made them 0600): make it 0600."""
+    for extra in (path, Path(f"{path}-wal"), Path(f"{path}-journal"), Path(f"{path}-shm")):
+        try:
+            st = os.stat(extra)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(extra, 0o600)
+                log.warning(
+                    "state file %s had mode %o; now 600 (it holds the card's secrets)", extra, st.st_mode & 0o777
+                )
+        except OSError:
+            continue
 
 
 def _explain(path: Path, exc: sqlite3.Error) -> StateError:

@@ -124,6 +124,18 @@ def test_an_unmarked_file_of_vcards_tables_is_migrated_and_kept(tmp_path: Path, 
     check.close()
 
 
+def test_opening_an_own_card_left_readable_by_others_makes_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    store.write({("piv", "pin"): b"123456"})
+    store.close()
+    os.chmod(path, 0o644)  # as vcard left its files before they were made 0600
+    again = Store(path, exclusive=True)
+    assert mode(path) == 0o600 and mode(Path(f"{path}-wal")) == 0o600
+    assert again.get("piv", "pin") == b"123456"
+    again.close()
+
+
 def _foreign(path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
