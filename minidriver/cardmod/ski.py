@@ -56,7 +56,6 @@ from .types import CardData, CardDataVersion, Out
 
 __all__ = [
     "BLOCK_LENGTH",
-    "SKI_PROPERTIES",
     "CardDestroyKey",
     "CardGetAlgorithmProperty",
     "CardGetKeyProperty",
@@ -73,8 +72,6 @@ log = logging.getLogger("minidriver.ski")
 V7 = CardDataVersion.SEVEN
 BLOCK_LENGTH = 16  #: AES (CKP_BLOCK_LENGTH)
 CARD_BLOCK_PADDING = 0x1
-CARD_KEY_IMPORT_SHARED_SYMMETRIC = 0x8
-CARD_CIPHER_OPERATION = 0x1
 AES, TDES, TDES_112 = "AES", "3DES", "3DES_112"
 CP_CARD_KEYSIZES = "Key Sizes"
 CKP_BLOCK_LENGTH, CKP_CHAINING_MODE, CKP_INITIALIZATION_VECTOR = "BlockLength", "ChainingMode", "IV"
@@ -84,13 +81,9 @@ KEY_DATA_BLOB_MAGIC = 0x4D42444B
 #: SCP03 keys: AES-128/192/256 (gp-scp.md §2)
 AES_KEY_SIZES = CardKeySizes(1, 128, 128, 256, 64)
 
-#: what CardGetProperty answers for SKI discovery (§3.2, §5.4); properties.py reads these
-SKI_PROPERTIES: dict[str, Any] = {
-    "Key Import Support": CARD_KEY_IMPORT_SHARED_SYMMETRIC,
-    "Algorithms": {CARD_CIPHER_OPERATION: [AES]},
-    "Padding Schemes": {CARD_CIPHER_OPERATION: 0},
-    "Chaining Modes": {CARD_CIPHER_OPERATION: [CHAIN_MODE_CBC]},
-}
+# SKI discovery through CardGetProperty (properties.py, §5.4): CP_KEY_IMPORT_SUPPORT =
+# CARD_KEY_IMPORT_SHARED_SYMMETRIC, CP_ENUM_ALGORITHMS = L"AES", CP_PADDING_SCHEMES = 0,
+# CP_CHAINING_MODES = L"ChainingModeCBC" (CARD_CIPHER_OPERATION) -- what this module does.
 
 
 # -- helpers ----------------------------------------------------------------------------------------

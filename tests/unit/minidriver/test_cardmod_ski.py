@@ -482,3 +482,17 @@ def test_session_key_import_is_checked_then_unsupported(card: CardData) -> None:
     assert ski.CardImportSessionKey(card, 0, None, "KeyDataBlob", "AES", None, blob, len(blob), 0x2) == (
         C.SCARD_E_INVALID_PARAMETER
     )
+
+
+def test_conformance_rows_pass_on_the_virtual_card(conn: InProcessConnection) -> None:
+    from minidriver.cardmod.checks import run_checks
+    from minidriver.cardmod.checks_ski import CHECKS
+
+    def make() -> CardData:
+        return CardData(
+            pbAtr=conn.atr, cbAtr=len(conn.atr), pwszCardName="vcard", hSCardCtx=1, hScard=1, connection=conn
+        )
+
+    results = run_checks(CHECKS, make, destructive=True)
+    assert len(results) == len(CHECKS) >= 50
+    assert [r for r in results if not r.ok or r.skipped] == []
