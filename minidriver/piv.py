@@ -202,16 +202,16 @@ class TouchPolicy(IntEnum):
 class InvalidPinError(ApduError):
     """Wrong PIN or PUK (63Cx): ``attempts_remaining`` tries left."""
 
-    def __init__(self, attempts_remaining: int, sw: int | None = None) -> None:
-        super().__init__(0x63C0 | attempts_remaining if sw is None else sw, detail="wrong PIN")
+    def __init__(self, attempts_remaining: int, sw: int | None = None, detail: str = "wrong PIN") -> None:
+        super().__init__(0x63C0 | attempts_remaining if sw is None else sw, detail=detail)
         self.attempts_remaining = attempts_remaining
 
 
 class PinBlockedError(ApduError):
     """The PIN (or PUK) is blocked (6983)."""
 
-    def __init__(self, sw: int = SW.AUTH_METHOD_BLOCKED) -> None:
-        super().__init__(sw, detail="PIN blocked")
+    def __init__(self, sw: int = SW.AUTH_METHOD_BLOCKED, detail: str = "PIN blocked") -> None:
+        super().__init__(sw, detail=detail)
         self.attempts_remaining = 0
 
 
@@ -323,14 +323,14 @@ class PivSession:
         if resp.sw == SW.OK:
             return
         if (left := retries_left(resp.sw)) is not None:
-            raise InvalidPinError(left, resp.sw)
+            raise InvalidPinError(left, resp.sw, f"{what}: wrong value")
         if resp.sw == SW.AUTH_METHOD_BLOCKED:
-            raise PinBlockedError(resp.sw)
+            raise PinBlockedError(resp.sw, f"{what}: blocked")
         raise ApduError(resp.sw, resp.data, what)
 
     def verify_pin(self, pin: bytes) -> None:
         log.debug("Verifying PIN")
-        self._pin_command(CommandAPDU(0x00, INS.VERIFY, 0x00, 0x80, _pin_block(pin)), "VERIFY")
+        self._pin_command(CommandAPDU(0x00, INS.VERIFY, 0x00, 0x80, _pin_block(pin)), "VERIFY PIN")
 
     def get_pin_attempts(self) -> int:
         """Tries left: VERIFY without data spends none (63Cx). When the PIN is verified (9000)
@@ -342,7 +342,10 @@ class PivSession:
             return 0
         if resp.sw != SW.OK:
             raise ApduError(resp.sw, resp.data, "VERIFY (status)")
-        meta = self.get_slot_metadata(0x80)
+        try:
+            meta = self.get_slot_metadata(0x80)
+        except ApduError:
+            return -1
         return meta.retries_remaining if meta is not None and meta.retries_remaining is not None else -1
 
     def get_puk_attempts(self) -> int | None:

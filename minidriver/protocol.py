@@ -112,6 +112,8 @@ class ScpProcessor:
         self.host = host
 
     def send(self, cmd: CommandAPDU) -> ResponseAPDU:
+        if cmd.ne > MAX_SHORT_NE:  # secure messaging here is short-only; 61xx brings the rest
+            cmd = CommandAPDU(cmd.cla, cmd.ins, cmd.p1, cmd.p2, cmd.data, MAX_SHORT_NE)
         wire = CommandAPDU.parse(self.host.wrap(cmd.encode(extended=False)))
         resp = self.delegate.send(wire)
         return ResponseAPDU.from_bytes(self.host.unwrap(bytes(resp)))

@@ -64,6 +64,7 @@ def test_verify_wrong_pin_counts_down_then_blocks_then_unblock(piv: PivSession) 
     with pytest.raises(InvalidPinError) as info:
         piv.verify_pin(b"000000")
     assert info.value.attempts_remaining == 2 and info.value.sw == 0x63C2
+    assert str(info.value) == "VERIFY PIN: wrong value: SW 63C2 (2 tries left)"
     assert piv.get_pin_attempts() == 2
     for left in (1, 0):
         with pytest.raises(InvalidPinError) as info:

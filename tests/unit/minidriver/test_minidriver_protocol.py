@@ -91,6 +91,9 @@ def test_piv_over_scp03_wraps_everything(level: int) -> None:
     content = bytes(range(256)) * 3
     piv.put_data(ObjectId.KEY_HISTORY, content)  # chained links, each wrapped
     assert piv.get_data(ObjectId.KEY_HISTORY) == content
+    # an extended Le is sent short under secure messaging; 61xx brings the rest
+    whole = piv.protocol.send(CommandAPDU(0x00, 0xCB, 0x3F, 0xFF, H("5C035FC10C"), 65536))
+    assert whole == H("53820300") + content
     public = piv.generate_key(KeySlot.RETIRED2, Algorithm.ECCP256)
     assert public is not None
     wire = [a for a in conn.sent[start:] if a[1] != 0xC0]
