@@ -337,3 +337,34 @@ def test_agreements_end_with_the_card(cd: CardData, conn: InProcessConnection) -
     conn.insert()
     derive = CardDeriveKey(2, 0, "HASH", info.bSecretAgreementIndex, None)
     assert cr.CardDeriveKey(cd, derive) == C.SCARD_E_INVALID_PARAMETER
+
+
+def test_delete_container_on_a_57_card_sends_delete_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "emulator/profiles/default.toml").read_text()
+    text = text.replace('version = "5.4.3"', 'version = "5.7.0"')
+    text = "\n".join(
+        f'state_file = "{tmp_path / "s.sqlite"}"' if x.startswith("state_file") else x for x in text.splitlines()
+    )
+    profile = tmp_path / "p57.toml"
+    profile.write_text(text + "\n")
+    conn = InProcessConnection(str(profile))
+    cd = card_data(conn)
+    admin(cd)
+    conn.sent.clear()
+    code = co.CardDeleteContainer(cd, 0, 0)
+    assert bytes.fromhex("00F6FF9A") in [apdu[:4] for apdu in conn.sent]  # YubiKey 5.7 DELETE KEY (MOVE KEY P1=FF)
+    # the virtual card does not implement MOVE KEY (6D00): the spec's code, the key stays
+    assert code == C.SCARD_E_UNSUPPORTED_FEATURE
+    assert info_blob(cd, 0)[0]
+
+
+def test_v1_signing_info_accepted_below_v7(conn: InProcessConnection) -> None:
+    cd6 = card_data(conn, 6)
+    login(cd6)
+    digest = hashlib.sha256(b"m").digest()
+    info = CardSigningInfo(1, 0, KeySpec.AT_ECDSA_P256, 0, 0, digest, 32)
+    assert cr.CardSignData(cd6, info) == 0 and info.cbSignedData == 64
+    info = CardSigningInfo(0, 0, KeySpec.AT_ECDSA_P256, cr.CARD_PADDING_INFO_PRESENT, 0, digest, 32)
+    assert cr.CardSignData(cd6, info) == 0  # version 0 = 1; padding info ignored for ECDSA
