@@ -43,22 +43,26 @@ def _split(path: str) -> tuple[str | None, str]:
 
 
 class Minidriver:
-    """One minidriver context on the card in ``reader`` (or on a CARD_DATA you built)."""
+    """One minidriver context on the card in ``reader``, or on a CARD_DATA you built (acquired
+    here unless it already holds a context)."""
 
     def __init__(
         self, reader: str | None = None, *, version: int = CARD_DATA_CURRENT_VERSION, card_data: CardData | None = None
     ) -> None:
         self._own = card_data is None
         self.card_data = card_data if card_data is not None else card_data_for_reader(reader, version=version)
-        code = CardAcquireContext(self.card_data, 0)
-        if code:
-            if self._own:
-                release(self.card_data)
-            raise MinidriverError(ScardCode(code), "CardAcquireContext")
+        #: a CARD_DATA that already holds a context is used as it is (and left to its owner)
+        self._acquired = self.card_data.pvVendorSpecific is None
+        if self._acquired:
+            code = CardAcquireContext(self.card_data, 0)
+            if code:
+                if self._own:
+                    release(self.card_data)
+                raise MinidriverError(ScardCode(code), "CardAcquireContext")
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
-        if self.card_data.pvVendorSpecific is not None:
+        if self._acquired and self.card_data.pvVendorSpecific is not None:
             CardDeleteContext(self.card_data)
         if self._own:
             release(self.card_data)

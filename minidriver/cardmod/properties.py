@@ -256,13 +256,16 @@ _WITH_FLAGS: dict[str, Callable[[CardData, int], bytes]] = {
 }
 
 
+def _check_buffer(pbData: object, cbData: int) -> None:
+    if isinstance(pbData, bytearray) and (not isinstance(cbData, int) or not 0 <= cbData <= len(pbData)):
+        raise _invalid("cbData does not fit pbData")
+
+
 def _answer(value: bytes, pbData: bytearray | None, cbData: int, pdwDataLen: Out[int]) -> None:
     """Size probe (pbData NULL) or copy; a small buffer -> ERROR_INSUFFICIENT_BUFFER, size set."""
     pdwDataLen.value = len(value)
     if pbData is None:
         return
-    if not isinstance(cbData, int) or not 0 <= cbData <= len(pbData):
-        raise _invalid("cbData does not fit pbData")
     if cbData < len(value):
         raise MinidriverError(ScardCode.ERROR_INSUFFICIENT_BUFFER, f"needs {len(value)} bytes")
     pbData[: len(value)] = value
@@ -281,6 +284,7 @@ def CardGetProperty(
         raise _invalid("wszProperty is NULL")
     out_required(pdwDataLen)
     assert pdwDataLen is not None
+    _check_buffer(pbData, cbData)
     if wszProperty in _V7 and context_of(pCardData).version < CardDataVersion.SEVEN:
         raise _invalid(f"{wszProperty!r} is a version 7 property")
     if wszProperty in _NO_FLAGS:
@@ -363,6 +367,7 @@ def CardGetContainerProperty(
         raise _invalid("wszProperty is NULL")
     out_required(pdwDataLen)
     assert pdwDataLen is not None
+    _check_buffer(pbData, cbData)
     _flags_zero(dwFlags)
     if wszProperty not in (CCP_CONTAINER_INFO, CCP_PIN_IDENTIFIER, CCP_ASSOCIATED_ECDH_KEY):
         raise _invalid(f"unknown container property {wszProperty!r}")

@@ -38,11 +38,14 @@ from .codes import MinidriverError, ScardCode
 from .context import context_of, entry
 from .piv_map import (
     SLOTS,
+    CardIdentity,
     CoreState,
     card_id,
     cert_file_name,
     cmap_records,
     core_state,
+    index_for_slot,
+    key_info,
     read_card,
     read_identity,
     slot_for_index,
@@ -115,9 +118,9 @@ def _get_object(piv: PivSession, tag: int) -> bytes | None:
 def read_cardcf(card_data: CardData) -> bytes:
     """``cardcf``: the context's unsaved copy, else the card's object, else fresh counters."""
     piv, state = core_state(card_data)
+    stored = _get_object(piv, VENDOR_CARDCF)  # read even with a local copy: the card must be there
     if "cardcf" in state.overlay:
         return state.overlay["cardcf"]
-    stored = _get_object(piv, VENDOR_CARDCF)
     return stored if stored is not None and len(stored) >= 6 else bytes(CardCacheFile())
 
 
@@ -165,6 +168,16 @@ def card_changed(card_data: CardData, *, pins: bool = False, containers: bool = 
         state.model.slots.clear()
 
 
+def _reread_identity(piv: PivSession, state: CoreState) -> CardIdentity:
+    """The CHUID read again (the CSP reads cardid to tell cards apart); a new one drops the model."""
+    known = state.model.identity if state.model.identity_read else None
+    state.model.identity_read = False
+    identity = read_identity(piv, state.model)
+    if known is not None and identity != known:
+        state.model.slots.clear()
+    return identity
+
+
 def _fresh_state(card_data: CardData) -> tuple[PivSession, CoreState, bytes]:
     """Session, state and current ``cardcf``; a cardcf another process changed drops the model."""
     piv, state = core_state(card_data)
@@ -203,9 +216,14 @@ def _files(piv: PivSession, state: CoreState, directory: str) -> dict[str, Acces
     if directory == "":
         return dict(_ROOT_FILES)
     files = {"cmapfile": _USER_WRITE}
-    for c in read_card(piv, state.model):
-        if c is not None and c.has_certificate:
-            files[cert_file_name(c)] = _USER_WRITE
+    for slot, found in zip(SLOTS, read_card(piv, state.model), strict=True):
+        cert = state.model.slots[slot][1]
+        if found is not None and found.has_certificate:
+            files[cert_file_name(found)] = _USER_WRITE
+        elif cert:  # a certificate without a key: listed by what the certificate says
+            info = key_info(slot, certificate=cert)
+            exchange = info.key_exchange if info is not None else False
+            files[f"{'kxc' if exchange else 'ksc'}{index_for_slot(slot):02d}"] = _USER_WRITE
     for name in state.created:
         files[name] = _USER_WRITE
     if _ca_certificates(state):
@@ -231,7 +249,7 @@ def _ca_certificates(state: CoreState) -> list[x509.Certificate]:
 def _content(card_data: CardData, piv: PivSession, state: CoreState, directory: str, name: str) -> bytes:
     if directory == "":
         if name == "cardid":
-            return card_id(read_identity(piv, state.model))
+            return card_id(_reread_identity(piv, state))
         if name == "cardcf":
             return read_cardcf(card_data)
         return CARDAPPS
