@@ -180,8 +180,10 @@ def file_name(value: str) -> str | None:
     return f"must be letters, digits and . _ - + (it names the state file), got {value!r}"
 
 
-def non_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
+def path_text(value: str) -> str | None:
+    if not value.strip():
+        return "must not be empty"
+    return "must not contain a NUL character" if "\0" in value else None
 
 
 def piv_slot(value: str) -> str | None:
@@ -437,7 +439,7 @@ PROFILE = Table(
         Key("name", Type.STRING, file_name),
         Key("description", Type.STRING),
         Key("atr", Type.STRING, hex_bytes(ATR_LENS), required=True),
-        Key("state_file", Type.STRING, non_empty),
+        Key("state_file", Type.STRING, path_text),
         Key("logical_channels", Type.INTEGER, int_range(1, MAX_LOGICAL_CHANNELS)),
         Key("applets", Type.STRING_LIST, applet_list),
     ),

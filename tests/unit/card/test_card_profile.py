@@ -366,6 +366,12 @@ def test_a_name_that_is_no_file_name_is_refused(tmp_path: Path, name: str) -> No
         Profile.from_dict(default_data() | {"name": name}, source="card.toml", state_dir=tmp_path)
 
 
+@pytest.mark.parametrize("state", ["", "  ", "a\0b.sqlite"])
+def test_a_state_file_that_is_no_path_is_refused(tmp_path: Path, state: str) -> None:
+    with pytest.raises(ProfileError, match=r"card\.toml: state_file must not"):
+        Profile.from_dict(default_data() | {"state_file": state}, source="card.toml", state_dir=tmp_path)
+
+
 def test_typo_in_a_toml_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "card.toml"
     path.write_text(
