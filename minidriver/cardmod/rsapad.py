@@ -153,7 +153,8 @@ def unpad_pkcs1_type2(block: bytes, k: int) -> bytes:
         index = _select(first, i, index)
         found |= zero
     good &= found
-    good &= 0xFF if index >= 10 else 0  # at least 8 bytes of PS (index is public after the loop)
+    short_ps = ((index - 10) >> 31) & 1  # 1 if fewer than 8 bytes of PS, without a branch
+    good &= (short_ps - 1) & 0xFF
     if not good:
         raise PaddingError("decryption failed")
     return bytes(block[index + 1 :])
