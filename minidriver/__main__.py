@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 PIV_TEST_PIN = "123456"
 PIV_TEST_PUK = "12345678"
@@ -31,9 +32,18 @@ class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m minidriver", description="Windows smart-card minidriver API tools")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="python -m minidriver",
+        description="Windows smart-card minidriver API tools",
+        epilog="exit codes: 0 every check passed, 1 a check failed, 2 usage or connection error",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="run the minidriver conformance table against a PIV card")
     check.add_argument("--reader", help="PC/SC reader name (default: the first reader holding a card)")
     check.add_argument("--destructive", action="store_true", help="also block/unblock the PIN and write keys 22/23")
@@ -91,8 +101,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"minidriver: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return _check(args)
     except UsageError as exc:
