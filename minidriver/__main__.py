@@ -81,7 +81,7 @@ def _check(args: argparse.Namespace) -> int:
         make_card_probe = make_card()
         release(make_card_probe)
     except PcscError as exc:
-        raise UsageError(f"cannot connect to {args.reader or 'a card'}: {exc} (is the card in the reader?)") from None
+        raise UsageError(f"cannot connect to {args.reader or 'a card'}: {exc}") from None
     except Exception as exc:  # MinidriverError: no reader / no card
         raise UsageError(f"cannot connect to {args.reader or 'a card'}: {exc}") from None
     try:
