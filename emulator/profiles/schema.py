@@ -14,24 +14,49 @@ several keys). :func:`validate` walks the data and the schema together.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from ..applets.isd import SCP03_SUPPORTED_I
 from ..applets.isd_content import CardLifeCycle
-from ..applets.piv.certs import parse_name
 from ..applets.piv.config import MGMT_KEY_NAMES
-from ..applets.piv.consts import ASYMMETRIC_SLOTS, EC_ALGORITHMS, PIN_LEN, RSA_ALGORITHMS, PinPolicy, TouchPolicy
-from ..applets.piv.credentials import MAX_RETRIES, MGMT_KEY_LEN, MIN_PIN_LEN
+from ..applets.piv.consts import EC_ALGORITHMS, RSA_ALGORITHMS, PinPolicy, TouchPolicy
+from ..applets.piv.credentials import MAX_RETRIES, MGMT_KEY_LEN
 from ..gp.crypto import AES_KEY_LENS, DES_KEY_LEN
 from ..gp.scp02 import SUPPORTED_I as SCP02_SUPPORTED_I
+from .checks import (
+    KNOWN_APPLETS,
+    Check,
+    applet_list,
+    atr_tck_ok,
+    file_name,
+    hex_bytes,
+    int_in,
+    int_range,
+    lens,
+    one_of,
+    path_text,
+    pin,
+    piv_slot,
+    suggest,
+    version,
+    x509_name,
+)
 
-__all__ = ["PROFILE", "Key", "SchemaError", "Table", "Type", "atr_tck_ok", "validate"]
+__all__ = [
+    "KNOWN_APPLETS",
+    "MAX_LOGICAL_CHANNELS",
+    "PROFILE",
+    "Key",
+    "SchemaError",
+    "Table",
+    "Type",
+    "atr_tck_ok",
+    "validate",
+]
 
-KNOWN_APPLETS = ("isd", "piv")
 MAX_LOGICAL_CHANNELS = 20  #: ISO 7816-4 §5.1.1: channels 0-19 with the further interindustry class
 #: ATR: TS and T0 at least, 33 bytes at most (ISO 7816-3 §8.2.1)
 ATR_LENS = range(2, 34)
@@ -83,133 +108,6 @@ def describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-# -- value checks: each returns None, or what was expected ----------------------------------
-Check = Callable[[Any], "str | None"]
-
-
-def hex_bytes(lengths: Sequence[int] | range | None = None) -> Check:
-    """Hex digits (spaces allowed) decoding to one of ``lengths`` bytes."""
-
-    def check(value: str) -> str | None:
-        try:
-            raw = bytes.fromhex(value)
-        except ValueError:
-            return "is not hex: expected hex digits such as " + ("0A1B" if not lengths else "00" * min(lengths))
-        if lengths is not None and len(raw) not in lengths:
-            return f"must be {_lens(lengths)} bytes ({_lens(lengths, 2)} hex digits), got {len(raw)} bytes"
-        return None
-
-    return check
-
-
-def _lens(lengths: Sequence[int] | range, scale: int = 1) -> str:
-    if isinstance(lengths, range) and len(lengths) > 2:
-        return f"{lengths.start * scale}-{(lengths.stop - 1) * scale}"
-    items = [str(n * scale) for n in lengths]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
-
-
-def int_range(low: int, high: int, *, hexa: bool = False) -> Check:
-    def check(value: int) -> str | None:
-        if low <= value <= high:
-            return None
-        shown = f"0x{value:02X}" if hexa and value >= 0 else str(value)
-        return f"must be {f'0x{low:02X}-0x{high:02X}' if hexa else f'{low}-{high}'}, got {shown}"
-
-    return check
-
-
-def int_in(allowed: frozenset[int], what: str) -> Check:
-    def check(value: int) -> str | None:
-        if value in allowed:
-            return None
-        names = ", ".join(f"0x{v:02X}" for v in sorted(allowed))
-        return f"must be one of {names} ({what}), got {value:#04x}" if value >= 0 else f"must be one of {names}"
-
-    return check
-
-
-def one_of(choices: Sequence[str], *, fold: bool = True) -> Check:
-    def check(value: str) -> str | None:
-        if (value.lower() if fold else value) in choices:
-            return None
-        return f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}{_suggest(value, choices)}"
-
-    return check
-
-
-def pin(*, digits: bool) -> Check:
-    """A PIV PIN (6-8 digits) or PUK (6-8 bytes) (SP 800-73-4 part 2 §2.4.3)."""
-
-    def check(value: str) -> str | None:
-        what = "digits" if digits else "characters (bytes in UTF-8)"
-        if not MIN_PIN_LEN <= len(value.encode()) <= PIN_LEN or (digits and not value.isdigit()):
-            return f"must be {MIN_PIN_LEN}-{PIN_LEN} {what}"
-        if not digits and "\xff" in value:  # 0xFF is the padding byte
-            return "must not contain the padding byte FF"
-        return None
-
-    return check
-
-
-def version(value: str) -> str | None:
-    parts = value.split(".")
-    if len(parts) == 3 and all(p.isdigit() and int(p) <= 255 for p in parts):
-        return None
-    return f'must be three numbers 0-255 like "5.4.3", got {value!r}'
-
-
-def x509_name(*, empty_ok: bool) -> Check:
-    def check(value: str) -> str | None:
-        if not value:
-            return None if empty_ok else "must not be empty"
-        try:
-            parse_name(value)
-        except ValueError as exc:
-            why = f": {exc}" if str(exc) else ""
-            return f'must be a name like "CN=me,O=us" (RFC 4514 attribute names such as CN, O, OU, C){why}'
-        return None
-
-    return check
-
-
-def file_name(value: str) -> str | None:
-    """The profile name also names the state file: no path separators, no dot files."""
-    if value and value[0] != "." and all(c.isalnum() or c in "._-+" for c in value):
-        return None
-    return f"must be letters, digits and . _ - + (it names the state file), got {value!r}"
-
-
-def path_text(value: str) -> str | None:
-    if not value.strip():
-        return "must not be empty"
-    return "must not contain a NUL character" if "\0" in value else None
-
-
-def piv_slot(value: str) -> str | None:
-    try:
-        slot = int(value, 16)
-    except ValueError:
-        slot = -1
-    if slot in ASYMMETRIC_SLOTS:
-        return None
-    return f'must be a PIV key slot, hex: "9a", "9c", "9d", "9e" or "82"-"95", got {value!r}'
-
-
-def applet_list(value: list[str]) -> str | None:
-    for name in value:
-        if name not in KNOWN_APPLETS:
-            return f"has an unknown applet {name!r} (known: {', '.join(KNOWN_APPLETS)}){_suggest(name, KNOWN_APPLETS)}"
-    if len(set(value)) != len(value):
-        return "names an applet twice"
-    return None
-
-
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 # -- the schema types --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Key:
@@ -254,9 +152,9 @@ def _validate(data: dict[str, Any], table: Table, path: str) -> None:
     for name, value in data.items():
         if name not in known:
             if isinstance(value, dict):
-                raise SchemaError(f"unknown table [{f'{inner}.' if inner else ''}{name}]{_suggest(name, known)}")
+                raise SchemaError(f"unknown table [{f'{inner}.' if inner else ''}{name}]{suggest(name, known)}")
             where = f" in {path}" if path else ""
-            raise SchemaError(f"unknown key {name!r}{where}{_suggest(name, known)}")
+            raise SchemaError(f"unknown key {name!r}{where}{suggest(name, known)}")
     for key in table.keys:
         if key.name not in data:
             if key.required:
@@ -289,37 +187,6 @@ def _validate(data: dict[str, Any], table: Table, path: str) -> None:
 
 
 # -- rules ---------------------------------------------------------------------------------
-def atr_tck_ok(atr: bytes) -> bool:
-    """True if the ATR needs no TCK (T=0 only) or carries a correct one (ISO 7816-3 §8.2.5).
-
-    The check byte is present when any TDi names a protocol other than T=0;
-    then the XOR of every byte from T0 through TCK is zero.
-    """
-    if len(atr) < 2:
-        return False
-    i, y, needs_tck = 1, atr[1] >> 4, False
-    k = atr[1] & 0x0F
-    while True:
-        i += bin(y & 0x7).count("1")  # TA, TB, TC present
-        if not y & 0x8:
-            break
-        i += 1
-        if i >= len(atr):
-            return False
-        td = atr[i]
-        needs_tck |= (td & 0x0F) != 0
-        y = td >> 4
-    end = i + 1 + k  # index after the historical bytes
-    if not needs_tck:
-        return len(atr) == end
-    if len(atr) != end + 1:
-        return False
-    x = 0
-    for b in atr[1:]:
-        x ^= b
-    return x == 0
-
-
 def _atr_shape(data: dict[str, Any]) -> tuple[str, str] | None:
     atr = bytes.fromhex(data["atr"])
     if atr[0] not in (0x3B, 0x3F):
@@ -355,12 +222,12 @@ def _unique(array: str, key: str, *, hex_text: bool = False) -> Rule:
 
 def _keyset_lengths(data: dict[str, Any]) -> tuple[str, str] | None:
     scp = data.get("scp", "03")
-    lens = SCP_KEY_LENS[scp]
+    allowed = SCP_KEY_LENS[scp]
     for name in ("enc", "mac", "dek"):
         size = len(bytes.fromhex(data[name]))
-        if size not in lens:
+        if size not in allowed:
             kind = "3DES (two-key)" if scp == "02" else "AES"
-            return name, f"must be {_lens(lens)} bytes for an SCP{scp} ({kind}) key set, got {size} bytes"
+            return name, f"must be {lens(allowed)} bytes for an SCP{scp} ({kind}) key set, got {size} bytes"
     return None
 
 
