@@ -436,8 +436,12 @@ def container(card_data: CardData, index: int) -> Container | None:
 
 
 def key_changed(card_data: CardData, slot: int, public_key: PublicKeyTypes | None = None) -> None:
-    """Tell the model a slot's key was generated/imported (``public_key``) or deleted (None)."""
+    """Tell the model a slot's key was generated/imported (``public_key``) or deleted (None);
+    ``cardcf``'s container counter moves (other contexts then read the card again)."""
+    from .vfs_store import card_changed
+
     _, state = core_state(card_data)
+    card_changed(card_data, containers=True)
     if public_key is None:
         state.model.forget_slot(slot)
     else:

@@ -292,3 +292,28 @@ def test_reset_card(card: InProcessConnection) -> None:
     assert read(cd, None, "cardid")[0] == ScardCode.SCARD_W_RESET_CARD
     assert read(cd, "mscp", "cmapfile")[0] == 0
     assert Minidriver(card_data=cd).get_dword_property("Authenticated State") == 0
+
+
+def test_a_new_container_moves_the_container_counter(card: InProcessConnection) -> None:
+    with md(card) as m:
+        before = CardCacheFile.from_bytes(m.read_file("cardcf"))
+        m.authenticate_admin(MGMT)
+        m.call("CardCreateContainer", 2, 1, 6, 256, None)
+        after = CardCacheFile.from_bytes(m.read_file("cardcf"))
+        assert after.wContainersFreshness == before.wContainersFreshness + 1
+        assert m.containers()[2].bFlags == 0x01 and m.containers()[2].wKeyExchangeKeySizeBits == 256
+        # the key is on the card: a new context sees the container too
+        assert md(card).containers()[2].bFlags == 0x01
+
+
+def test_a_different_card_under_the_same_context_is_noticed(card: InProcessConnection) -> None:
+    cd = acquired(card)
+    first = read(cd, None, "cardid")[1]
+    assert read(cd, "mscp", "cmapfile")[0] == 0
+    piv = PivSession(card)  # another application rewrites the CHUID (a new card identity)
+    piv.authenticate(MGMT)
+    content = piv.get_data(ObjectId.CHUID).replace(first, bytes(range(16)))
+    piv.put_data(ObjectId.CHUID, content)
+    assert read(cd, None, "cardid") == (0, bytes(range(16)))
+    name = ContainerMapRecord.from_bytes(read(cd, "mscp", "cmapfile")[1][:86]).wszGuid
+    assert name == "01" + bytes(range(16))[1:].hex()
