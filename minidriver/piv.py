@@ -289,6 +289,19 @@ def _ecb(cipher: Cipher[modes.ECB], data: bytes, *, decrypt: bool = False) -> by
     return ctx.update(data) + ctx.finalize()
 
 
+def _advertised_algorithms(select_response: bytes) -> tuple[int, ...] | None:
+    """Cryptographic algorithms of the SELECT answer (part 2 §3.1.1, Table 3: 61 / AC / 80)."""
+    try:
+        template = find_tlv(select_response, 0x61)
+        algorithms_tlv = find_tlv(template.value, 0xAC) if template is not None else None
+        items = parse_tlvs(algorithms_tlv.value) if algorithms_tlv is not None else None
+    except BadResponseError:
+        return None
+    if items is None:
+        return None
+    return tuple(t.value[0] for t in items if t.tag == 0x80 and len(t.value) == 1)
+
+
 class PivSession:
     """A PIV Card Application, selected on ``connection`` (optionally over SCP03/SCP02)."""
 
@@ -305,7 +318,9 @@ class PivSession:
     def select(self) -> None:
         """SELECT the PIV AID (part 2 §3.1.1); ApduError if the card has no PIV application."""
         self.protocol.close_scp()  # a SELECT ends any secure channel on the card
-        self.protocol.send(CommandAPDU(0x00, INS.SELECT, 0x04, 0x00, PIV_AID, 256), detail="SELECT PIV")
+        data = self.protocol.send(CommandAPDU(0x00, INS.SELECT, 0x04, 0x00, PIV_AID, 256), detail="SELECT PIV")
+        #: algorithm ids of the application property template (61 { AC { 80 ... } }), None if absent
+        self.algorithms = _advertised_algorithms(data)
         log.debug("PIV selected")
 
     def _get_version(self) -> tuple[int, int, int] | None:

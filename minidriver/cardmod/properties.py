@@ -111,34 +111,38 @@ def _check_version(version: int, what: str) -> None:
 
 
 # -- sizes and capabilities --------------------------------------------------------------------
+#: AT_* of ECC keys -> (PIV algorithm, bits); P-521 (AT_*_P521) does not exist on PIV
+_EC_SPECS = {
+    KeySpec.AT_ECDSA_P256: (0x11, 256),
+    KeySpec.AT_ECDHE_P256: (0x11, 256),
+    KeySpec.AT_ECDSA_P384: (0x14, 384),
+    KeySpec.AT_ECDHE_P384: (0x14, 384),
+}
+#: SP 800-78-4's asymmetric algorithms, for a card whose SELECT answer lists none
+_PIV_DEFAULT_ALGORITHMS = frozenset({0x06, 0x07, 0x11, 0x14})
+
+
+def _card_algorithms(card_data: CardData) -> frozenset[int]:
+    """What the card's SELECT answer advertised (part 2 §3.1.1), else the SP 800-78-4 set."""
+    piv, _ = core_state(card_data)
+    return frozenset(piv.algorithms) if piv.algorithms else _PIV_DEFAULT_ALGORITHMS
+
+
 def key_sizes(card_data: CardData, key_spec: int) -> CardKeySizes:
-    """CARD_KEY_SIZES for ``key_spec``: undefined -> INVALID_PARAMETER, P-521 -> UNSUPPORTED."""
+    """CARD_KEY_SIZES for ``key_spec`` (§3.2 CardQueryKeySizes): undefined -> INVALID_PARAMETER,
+    defined but not on this card (P-521, or an algorithm it does not advertise) -> UNSUPPORTED."""
     if key_spec not in {int(k) for k in KeySpec}:
         raise _invalid(f"dwKeySpec {key_spec!r}")
+    algorithms = _card_algorithms(card_data)
     if key_spec in (KeySpec.AT_KEYEXCHANGE, KeySpec.AT_SIGNATURE):
-        sizes = sorted(bits for alg, bits in RSA_BITS.items() if alg in _rsa_algorithms(card_data))
+        sizes = sorted(bits for alg, bits in RSA_BITS.items() if alg in algorithms)
+        if not sizes:
+            raise MinidriverError(ScardCode.SCARD_E_UNSUPPORTED_FEATURE, "the card advertises no RSA")
         return CardKeySizes(1, sizes[0], 2048 if 2048 in sizes else sizes[-1], sizes[-1], 1024)
-    bits = {
-        KeySpec.AT_ECDSA_P256: 256,
-        KeySpec.AT_ECDHE_P256: 256,
-        KeySpec.AT_ECDSA_P384: 384,
-        KeySpec.AT_ECDHE_P384: 384,
-    }
-    if key_spec not in bits:
-        raise MinidriverError(ScardCode.SCARD_E_UNSUPPORTED_FEATURE, "a PIV card has no P-521 keys")
-    b = bits[KeySpec(key_spec)]
-    return CardKeySizes(1, b, b, b, 1)
-
-
-def _rsa_algorithms(card_data: CardData) -> set[int]:
-    """RSA sizes the card takes: what its SELECT answer advertised, else SP 800-78-4's 1024/2048."""
-    piv, _ = core_state(card_data)
-    advertised = getattr(piv, "algorithms", None)
-    if advertised:
-        found = {a for a in advertised if a in RSA_BITS}
-        if found:
-            return found
-    return {0x06, 0x07}
+    if key_spec not in _EC_SPECS or _EC_SPECS[KeySpec(key_spec)][0] not in algorithms:
+        raise MinidriverError(ScardCode.SCARD_E_UNSUPPORTED_FEATURE, f"no {KeySpec(key_spec).name} keys on this card")
+    bits = _EC_SPECS[KeySpec(key_spec)][1]
+    return CardKeySizes(1, bits, bits, bits, 1)
 
 
 def _free_space(card_data: CardData) -> CardFreeSpaceInfo:

@@ -60,7 +60,8 @@ def test_key_sizes(card: InProcessConnection) -> None:
     sizes = CardKeySizes()
     assert CardQueryKeySizes(cd, 1, 0, sizes) == 0
     assert (sizes.dwMinimumBitlen, sizes.dwDefaultBitlen) == (1024, 2048)
-    assert sizes.dwIncrementalBitlen == 1024 and sizes.dwMaximumBitlen >= 2048
+    # the virtual card's SELECT answer lists RSA 1024/2048/3072/4096
+    assert (sizes.dwMaximumBitlen, sizes.dwIncrementalBitlen) == (4096, 1024)
     assert CardQueryKeySizes(cd, 7, 0, sizes) == 0 and sizes.dwDefaultBitlen == 384
     assert CardQueryKeySizes(cd, 8, 0, sizes) == UNSUPPORTED  # P-521: defined, not on PIV
     assert CardQueryKeySizes(cd, 42, 0, sizes) == INVALID
@@ -166,3 +167,16 @@ def test_associated_ecdh_key_after_a_new_key(card: InProcessConnection) -> None:
     assert raw[0] == 2
     info = CardFreeSpaceInfo()
     assert CardQueryFreeSpace(cd, 0, info) == 0 and info.dwKeyContainersAvailable == 22
+
+
+def test_key_sizes_without_an_algorithm_list(card: InProcessConnection) -> None:
+    from minidriver.cardmod.binding import session
+
+    cd = acquired(card)
+    session(cd).algorithms = None  # a card whose SELECT answer has no AC template
+    sizes = CardKeySizes()
+    assert CardQueryKeySizes(cd, 2, 0, sizes) == 0
+    assert (sizes.dwMinimumBitlen, sizes.dwDefaultBitlen, sizes.dwMaximumBitlen) == (1024, 2048, 2048)
+    session(cd).algorithms = (0x07, 0x11)  # RSA-2048 and P-256 only
+    assert CardQueryKeySizes(cd, 4, 0, sizes) == UNSUPPORTED
+    assert CardQueryKeySizes(cd, 1, 0, sizes) == 0 and sizes.dwMinimumBitlen == sizes.dwMaximumBitlen == 2048
