@@ -301,6 +301,7 @@ def _write(card_data: CardData, directory: str, name: str, data: bytes) -> None:
         if len(data) % CONTAINER_MAP_RECORD_LEN or len(data) > CONTAINER_MAP_RECORD_LEN * len(SLOTS):
             raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, "cmapfile is whole 86-byte records, 24 at most")
         _store(card_data, "cmapfile", VENDOR_CMAP, data)
+        card_changed(card_data, containers=True)  # a new cardcf: cached copies are stale
         return
     if name == "cardid":
         _write_cardid(piv, state, data)

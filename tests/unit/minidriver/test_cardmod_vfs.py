@@ -317,3 +317,13 @@ def test_a_different_card_under_the_same_context_is_noticed(card: InProcessConne
     assert read(cd, None, "cardid") == (0, bytes(range(16)))
     name = ContainerMapRecord.from_bytes(read(cd, "mscp", "cmapfile")[1][:86]).wszGuid
     assert name == "01" + bytes(range(16))[1:].hex()
+
+
+def test_a_written_cmapfile_is_not_served_stale_from_the_cache(card: InProcessConnection) -> None:
+    cache = Cache()
+    with Minidriver(card_data=cached(card, cache)) as m:
+        records = m.containers()
+        records[0] = ContainerMapRecord("{renamed}", 0x03, 0, 0)
+        m.authenticate_pin(b"123456")
+        m.write_file("mscp/cmapfile", b"".join(bytes(r) for r in records))
+        assert m.containers()[0].wszGuid == "{renamed}"
