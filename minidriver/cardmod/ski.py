@@ -307,7 +307,7 @@ def CardDestroyKey(pCardData: CardData, hKey: int) -> None:
     connection = key.connection if isinstance(key, ClientKey) else None
     state.end(hKey)
     if isinstance(key, ClientKey) and connection is not None and connection is context_of(pCardData).connection:
-        ski_client.close_channel(connection, key.channel)
+        ski_client.release_channel(state, connection, key.channel)
 
 
 @entry(since=V7, no_card=True)

@@ -1,7 +1,9 @@
 """The client half of secure key injection: holds the card, never a key.
 
 Round 1 opens a logical channel (MANAGE CHANNEL), SELECTs PIV on it and sends INITIALIZE UPDATE
-with the server's host challenge; the card's answer goes back to the server. Round 2 sends the
+with the server's host challenge; the card's answer goes back to the server. CardDestroyKey ends
+the session by SELECTing PIV again on the channel and keeps the channel for the next handshake of
+the context (two APDUs fewer); card loss forgets it, CardDeleteContext closes it. Round 2 sends the
 server's EXTERNAL AUTHENTICATE on that channel; on 9000 the handle names the channel. The
 session lives on its own channel so that the minidriver's plain traffic on the basic channel
 (which would end a C-MAC session, gp-scp.md §2.7) cannot disturb it, and several handles can
@@ -30,7 +32,7 @@ from .codes import MinidriverError, ScardCode
 from .ski_state import ISSUER_LEVELS, ClientKey, PendingClient, SkiState
 from .ski_wire import Challenge, Command, Function, Hello, Role, bad, parse_auth
 
-__all__ = ["Outcome", "close_channel", "process", "round1", "round2"]
+__all__ = ["Outcome", "close_channel", "process", "release_channel", "round1", "round2"]
 
 log = logging.getLogger("minidriver.ski")
 
@@ -78,22 +80,58 @@ def close_channel(connection: Any, channel: int) -> None:
         log.debug("closing channel %d: %s", channel, exc)
 
 
-def round1(state: SkiState, connection: Any, message: bytes) -> bytes:
-    """HELLO -> INITIALIZE UPDATE on a new channel -> CHALLENGE. A previous round 1 is dropped."""
-    hello = Hello.parse(message)
-    if state.pending_client is not None:
-        old, state.pending_client = state.pending_client, None
-        close_channel(old.connection, old.channel)
-    state.pending_lost = None
+def _select_piv(connection: Any, channel: int) -> int:
+    return _send(connection, bytes((channel, 0xA4, 0x04, 0x00, len(PIV_AID))) + PIV_AID)[1]
+
+
+def _new_channel(connection: Any) -> int:
+    """MANAGE CHANNEL open + SELECT PIV on it."""
     data, sw = _send(connection, bytes.fromhex("0070000001"))
     if sw != OK or len(data) != 1 or not 1 <= data[0] <= 3:
         code = ScardCode.SCARD_E_NO_MEMORY if sw in (0x6881, 0x6A81, OK) else _code(sw)
         raise MinidriverError(code, f"MANAGE CHANNEL answered {sw:04X}: no free logical channel")
     channel = data[0]
+    sw = _select_piv(connection, channel)
+    if sw != OK:
+        close_channel(connection, channel)
+        raise MinidriverError(ScardCode.SCARD_E_UNKNOWN_CARD, f"SELECT PIV on channel {channel}: {sw:04X}")
+    return channel
+
+
+def release_channel(state: SkiState, connection: Any, channel: int) -> None:
+    """A handle ended: SELECT PIV again on its channel, which ends the SCP03 session there
+    (GPCS §10.2.3), and keep the channel for the context's next handshake."""
     try:
-        _, sw = _send(connection, bytes((channel, 0xA4, 0x04, 0x00, len(PIV_AID))) + PIV_AID)
-        if sw != OK:
-            raise MinidriverError(ScardCode.SCARD_E_UNKNOWN_CARD, f"SELECT PIV on channel {channel}: {sw:04X}")
+        sw = _select_piv(connection, channel)
+    except Exception as exc:
+        log.debug("releasing channel %d: %s", channel, exc)
+        return
+    if sw == OK:
+        state.idle_channels.append((connection, channel))
+    else:
+        close_channel(connection, channel)
+
+
+def round1(state: SkiState, connection: Any, message: bytes) -> bytes:
+    """HELLO -> INITIALIZE UPDATE on the context's SKI channel -> CHALLENGE.
+
+    The channel is a free one of this context (PIV selected, no session) or a new one
+    (MANAGE CHANNEL + SELECT). A pending round 1 is dropped: its channel is used again, and the
+    new INITIALIZE UPDATE ends what it started.
+    """
+    hello = Hello.parse(message)
+    if state.pending_client is not None:
+        old, state.pending_client = state.pending_client, None
+        state.idle_channels.append((old.connection, old.channel))
+    state.pending_lost = None
+    idle = [item for item in state.idle_channels if item[0] is connection]
+    state.idle_channels = [item for item in state.idle_channels if item[0] is connection]
+    if idle:
+        channel = idle[0][1]
+        state.idle_channels.remove(idle[0])
+    else:
+        channel = _new_channel(connection)
+    try:
         iu = bytes((0x80 | channel, 0x50, hello.kvn, 0x00, len(hello.host_challenge))) + hello.host_challenge + b"\x00"
         data, sw = _send(connection, iu)
         if sw != OK:

@@ -146,12 +146,19 @@ class LocalInjector:
         return int.from_bytes(response[-4:], "little")
 
     # -- life cycle ------------------------------------------------------------------------------
-    def close(self) -> None:
-        from .context import CardDeleteContext
-
+    def close_client(self) -> None:
+        """CardDestroyKey on both handles (the card's channel closes); the contexts stay."""
         if self.client_key:
             CardDestroyKey(self.card, self.client_key)
             self.client_key = 0
+        if self.server_key:
+            CardDestroyKey(self.server, self.server_key)
+            self.server_key = 0
+
+    def close(self) -> None:
+        from .context import CardDeleteContext
+
+        self.close_client()
         if self.server.pvVendorSpecific is not None:
             CardDeleteContext(self.server)
 

@@ -113,6 +113,8 @@ class SkiState:
     #: why the last client handshake ended before its round 2 (card removed/reset)
     pending_lost: ScardCode | None = None
     handles: dict[int, ServerKey | ClientKey] = field(default_factory=dict)
+    #: client: (connection, channel) with PIV selected and no session, for the next round 1
+    idle_channels: list[tuple[Any, int]] = field(default_factory=list)
     dead: dict[int, ScardCode] = field(default_factory=dict)
 
     # -- handles -------------------------------------------------------------------------------
@@ -148,14 +150,29 @@ class SkiState:
         if self.pending_client is not None:
             self.pending_client = None
             self.pending_lost = why if why in _GONE else ScardCode.SCARD_W_RESET_CARD
+        self.idle_channels.clear()  # a reset or removal closed them on the card
 
     def destroy_all(self) -> None:
-        """CardDeleteContext: every handle and pending handshake ends; host keys are dropped."""
-        for number in list(self.handles):
+        """CardDeleteContext: every handle and pending handshake ends; host keys are dropped.
+
+        The client's channels are closed on the card (best effort: MANAGE CHANNEL close, errors
+        ignored, the call cannot fail) so that they do not outlive the context.
+        """
+        from .ski_client import close_channel
+
+        channels = list(self.idle_channels)
+        if self.pending_client is not None:
+            channels.append((self.pending_client.connection, self.pending_client.channel))
+        for number, key in list(self.handles.items()):
+            if isinstance(key, ClientKey) and key.connection is not None:
+                channels.append((key.connection, key.channel))
             self.end(number)
         self.pending_server.clear()
         self.pending_client = None
+        self.idle_channels.clear()
         self.server = None
+        for connection, channel in channels:
+            close_channel(connection, channel)
 
     # -- server handshakes ------------------------------------------------------------------------
     def remember_challenge(self, challenge: bytes, kvn: int) -> None:

@@ -282,14 +282,14 @@ def test_handles_are_monotonic_and_never_reused(card: CardData) -> None:
     assert seen == sorted(seen) and len(set(seen)) == 6 and 0 not in seen
 
 
-def test_destroyed_handle_is_invalid_and_its_channel_closed(conn: InProcessConnection, card: CardData) -> None:
+def test_destroyed_handle_is_invalid_and_its_session_ended(conn: InProcessConnection, card: CardData) -> None:
     server = server_context()
     skey, ckey = handshake(server, card)
     scp = ski_state(server).handles[skey].scp  # type: ignore[union-attr]
-    assert set(conn.card.channels) == {0, 1}
+    assert set(conn.card.channels) == {0, 1} and conn.card.channels[1].session is not None
     assert ski.CardDestroyKey(card, ckey) == 0
     assert ski.CardDestroyKey(server, skey) == 0
-    assert set(conn.card.channels) == {0}
+    assert conn.card.channels[1].session is None  # the card's session ended with the handle
     assert scp.state is ChannelState.CLOSED  # host session keys dropped
     assert ski.CardDestroyKey(card, ckey) == C.SCARD_E_INVALID_HANDLE
     assert (
@@ -302,6 +302,12 @@ def test_destroyed_handle_is_invalid_and_its_channel_closed(conn: InProcessConne
     size = Out[int]()
     assert ski.CardGetKeyProperty(card, ckey, "BlockLength", None, 0, size, 0) == C.SCARD_E_INVALID_HANDLE
     assert ski.CardGetKeyProperty(card, 0, "BlockLength", None, 0, size, 0) == C.SCARD_E_INVALID_HANDLE
+    # the next handshake of the context uses the same channel: no MANAGE CHANNEL, no SELECT
+    sent = len(conn.sent)
+    handshake(server, card)
+    assert [apdu[1] for apdu in conn.sent[sent:]] == [0x50, 0x82]
+    assert CardDeleteContext(card) == 0
+    assert set(conn.card.channels) == {0}  # CardDeleteContext closed it
 
 
 @pytest.mark.parametrize("event", ["remove", "reset"])
