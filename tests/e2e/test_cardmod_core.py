@@ -120,6 +120,8 @@ def test_facade_and_admin_over_the_reader(vcard: LiveCard) -> None:
         m.write_file("cardcf", before[:4] + bytes((before[4] + 1, before[5])))
     with Minidriver(vcard.reader) as again:  # the admin write persisted cardcf on the card
         assert again.read_file("cardcf")[4] == before[4] + 1
+    with Minidriver() as first_card:  # no reader named: the first reader holding a card
+        assert first_card.card_id() == guid
 
 
 def test_removed_card_then_reinserted_and_reconnected(vcard: LiveCard) -> None:
