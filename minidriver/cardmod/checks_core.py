@@ -148,6 +148,31 @@ def _negotiate_five(env: CheckEnv) -> int:
         return code
 
 
+@row("CardReadFile", "after CardDeleteContext", INVALID)
+def _deleted(env: CheckEnv) -> int:
+    from .vfs import CardReadFile
+
+    with scratch(env) as card:
+        expect(CardAcquireContext(card, 0) == OK, "CardAcquireContext failed")
+        CardDeleteContext(card)
+        expect(card.pfnCardReadFile is None, "the function table outlived the context")
+        return CardReadFile(card, None, "cardid", 0, Out(), Out())
+
+
+@row("CardReadFile", "NO_CARD_MODE context", INVALID)
+def _no_card(env: CheckEnv) -> int:
+    from .vfs import CardReadFile
+
+    with scratch(env, hScard=0, hSCardCtx=0, pbAtr=None, cbAtr=0) as card:
+        code = CardAcquireContext(card, 0x1)
+        if code == UNSUPPORTED:
+            from .checks import CheckSkipped
+
+            raise CheckSkipped("this build has no NO_CARD_MODE")
+        expect(code == OK, f"CardAcquireContext(NO_CARD_MODE) returned {code:#x}")
+        return CardReadFile(card, None, "cardid", 0, Out(), Out())
+
+
 # -- capabilities, free space, key sizes (§3.2) ----------------------------------------------------
 row("CardQueryCapabilities", "NULL", INVALID)(lambda env: call(env, "CardQueryCapabilities", None))
 row("CardQueryCapabilities", "dwVersion 2", C.ERROR_REVISION_MISMATCH)(
