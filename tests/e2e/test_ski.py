@@ -220,3 +220,14 @@ def test_tampered_blob_is_refused_and_changes_nothing(vcard: LiveCard, card: Car
     after = piv_state(state_file)
     assert "key/9d" not in after
     assert after == before
+
+
+def test_conformance_rows_through_pcscd(vcard: LiveCard) -> None:
+    """`python -m minidriver check`'s SKI rows against the card in a real reader."""
+    from minidriver.cardmod.checks import run_checks
+    from minidriver.cardmod.checks_ski import CHECKS
+
+    os.environ.update(vcard.env)
+    results = run_checks(CHECKS, lambda: card_data_for_reader(vcard.reader), destructive=True, release_card=release)
+    assert len(results) == len(CHECKS)
+    assert [r for r in results if not r.ok or r.skipped] == []
