@@ -139,9 +139,12 @@ def CardCreateFile(
     if not isinstance(cbInitialCreationSize, int) or cbInitialCreationSize < 0:
         raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, "cbInitialCreationSize")
     piv, state, _ = _fresh_state(pCardData)
-    if name in _files(piv, state, directory):
+    files = _files(piv, state, directory)
+    index = _cert_index(name)
+    # kxcNN and kscNN are the same certificate object: one of them existing is enough
+    if name in files or (index is not None and any(_cert_index(n) == index for n in files)):
         raise MinidriverError(ScardCode.ERROR_FILE_EXISTS, name)
-    if directory != MSCP or _cert_index(name) is None:
+    if directory != MSCP or index is None:
         raise MinidriverError(ScardCode.SCARD_E_UNSUPPORTED_FEATURE, "a PIV card stores certificate files only")
     _require_write(pCardData, _USER_WRITE, card_backed=True)
     if cbInitialCreationSize > MAX_CERT_OBJECT:

@@ -192,6 +192,7 @@ def test_writes_need_the_management_key(card: InProcessConnection) -> None:
     m.authenticate_admin(MGMT)
     assert CardCreateFile(cd, "mscp", "kxc02", 0, 1) == 0
     assert CardCreateFile(cd, "mscp", "ksc00", 0, 1) == ScardCode.ERROR_FILE_EXISTS
+    assert CardCreateFile(cd, "mscp", "kxc00", 0, 1) == ScardCode.ERROR_FILE_EXISTS  # the same object
     assert CardDeleteFile(cd, None, "cardid", 0) == ScardCode.SCARD_E_UNSUPPORTED_FEATURE
 
 
