@@ -27,6 +27,7 @@ __all__ = [
     "default_state_dir",
     "load_profile",
     "read_profile_file",
+    "read_small_file",
 ]
 
 #: a profile is a few KiB; anything larger is a mistake (or /dev/zero)
@@ -120,28 +121,37 @@ def _applets_accept(data: dict[str, Any], source: str) -> None:
             raise ProfileError(f"{source}: [{section}] {exc}") from None
 
 
-def read_profile_file(path: Path) -> bytes:
-    """A profile file's bytes: a regular file of at most :data:`MAX_PROFILE_BYTES`.
+def read_small_file(path: Path, limit: int) -> tuple[bytes, int]:
+    """The bytes and mode of a regular file of at most ``limit`` bytes.
 
     A FIFO, a device (``/dev/zero``) or a directory is refused before it is
     read: ``os.stat`` first, then the opened descriptor is checked again
     (``O_NONBLOCK`` so a FIFO swapped in meanwhile cannot block the open).
+    Raises ``OSError`` from the system, ``ValueError`` (a reason) otherwise.
     """
-    try:
-        kind = _not_regular(os.stat(path).st_mode)
+    kind = _not_regular(os.stat(path).st_mode)
+    if kind:
+        raise ValueError(f"it is {kind}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        kind = _not_regular(mode)
         if kind:
-            raise ProfileError(f"cannot read profile {path}: it is {kind}, not a regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as file:
-            kind = _not_regular(os.fstat(file.fileno()).st_mode)
-            if kind:
-                raise ProfileError(f"cannot read profile {path}: it is {kind}, not a regular file")
-            raw = file.read(MAX_PROFILE_BYTES + 1)
+            raise ValueError(f"it is {kind}, not a regular file")
+        raw = file.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB")
+    return raw, mode
+
+
+def read_profile_file(path: Path) -> bytes:
+    """A profile file's bytes: a regular file of at most :data:`MAX_PROFILE_BYTES`."""
+    try:
+        return read_small_file(path, MAX_PROFILE_BYTES)[0]
     except OSError as exc:
         raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
-    if len(raw) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"cannot read profile {path}: larger than {MAX_PROFILE_BYTES // 1024} KiB")
-    return raw
+    except ValueError as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc}") from None
 
 
 def _not_regular(mode: int) -> str | None:

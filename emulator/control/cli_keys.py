@@ -24,6 +24,7 @@ from minidriver.iso7816 import SW
 from minidriver.pcsc import PcscConnection
 from minidriver.scp import AuthenticationError, StaticKeys
 
+from ..profile import read_small_file
 from . import cli_args
 from .pcsc import PcscError
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["KeysUsageError", "add_keys_parser", "run_keys", "status_registry_lines"]
 
 KEY_LENS = (16, 24, 32)
+MAX_KEYS_FILE = 64 * 1024  #: a key file holds three keys; anything larger is a mistake
 ISSUER_KVNS = range(0x01, 0x80)
 AUTH_LEVELS = (0x01, 0x03, 0x11, 0x13, 0x33)  #: PUT KEY and DELETE need C-MAC at least
 
@@ -101,11 +103,12 @@ def _key(option: str, text: str) -> bytes:
 def _keys_file(option: str, path: str) -> dict[str, Any]:
     """A TOML or JSON table with ``enc``/``mac``/``dek`` or ``key``, and optionally ``kvn``."""
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-        mode = file.stat().st_mode
+    try:  # a regular file, bounded: never a FIFO that blocks or /dev/zero read forever
+        raw, mode = read_small_file(file, MAX_KEYS_FILE)
     except OSError as exc:
         raise KeysUsageError(f"{option}: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise KeysUsageError(f"{option}: cannot read {path}: {exc}") from None
     try:
         text = raw.decode()
         data = json.loads(text) if file.suffix == ".json" or text.lstrip().startswith("{") else tomllib.loads(text)

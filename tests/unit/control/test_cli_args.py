@@ -181,3 +181,44 @@ def test_careless_commands_are_one_line_and_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str]
 ) -> None:
     one_usage_line(*vcard(capsys, tmp_path, *args))
+
+
+# -- key files: bounded regular files, like profiles ----------------------------------------------
+@pytest.mark.parametrize("kind", ["fifo", "/dev/null", "directory", "oversized"])
+@pytest.mark.parametrize("option", ["--auth-keys-file", "--keys-file"])
+def test_key_files_must_be_small_regular_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, kind: str
+) -> None:
+    import os
+    import threading
+
+    from emulator.control.cli_keys import MAX_KEYS_FILE
+
+    path = tmp_path / "keys.toml"
+    writer = None
+    if kind == "fifo":
+        os.mkfifo(path)
+        writer = threading.Thread(target=lambda: os.close(os.open(path, os.O_WRONLY)), daemon=True)
+        writer.start()  # frees a reader stuck in open() (the old code), so the test cannot hang
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "oversized":
+        path.write_text("#" * MAX_KEYS_FILE + '\nkey = "' + "40" * 16 + '"\n')
+    else:
+        path = Path(kind)
+    command = ["keys", "list", option, str(path)] if option == "--auth-keys-file" else ["keys", "put", "--kvn", "1"]
+    if option == "--keys-file":
+        command += [option, str(path)]
+    try:
+        line = one_usage_line(*vcard(capsys, tmp_path, *command))
+    finally:
+        if writer is not None:
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            writer.join(timeout=10)
+    reason = {
+        "fifo": "it is a FIFO, not a regular file",
+        "/dev/null": "it is a character device, not a regular file",
+        "directory": "it is a directory, not a regular file",
+        "oversized": "larger than 64 KiB",
+    }[kind]
+    assert line == f"vcard: {option}: cannot read {path}: {reason}"
