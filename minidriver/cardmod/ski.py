@@ -301,7 +301,8 @@ def CardProcessEncryptedData(
 # -- handles and properties ----------------------------------------------------------------------------
 @entry(since=V7, no_card=True)
 def CardDestroyKey(pCardData: CardData, hKey: int) -> None:
-    """End a handle: host keys dropped; a client's channel (and its card session) closed."""
+    """End a handle: host keys dropped; on the client, a SELECT ends the card's session and the
+    channel waits for the context's next handshake (ski_client.py)."""
     state = ski_state(pCardData)
     key = state.get(hKey)
     connection = key.connection if isinstance(key, ClientKey) else None

@@ -3,7 +3,9 @@
 Round 1 opens a logical channel (MANAGE CHANNEL), SELECTs PIV on it and sends INITIALIZE UPDATE
 with the server's host challenge; the card's answer goes back to the server. CardDestroyKey ends
 the session by SELECTing PIV again on the channel and keeps the channel for the next handshake of
-the context (two APDUs fewer); card loss forgets it, CardDeleteContext closes it. Round 2 sends the
+the context (two APDUs fewer); card loss forgets it, CardDeleteContext closes it. PIV's security
+status on that channel (a PIN verified by CSF_AUTHENTICATE) survives the SELECT, as SP 800-73-4
+part 2 §3.1.1 wants for a re-select, and ends with the channel. Round 2 sends the
 server's EXTERNAL AUTHENTICATE on that channel; on 9000 the handle names the channel. The
 session lives on its own channel so that the minidriver's plain traffic on the basic channel
 (which would end a C-MAC session, gp-scp.md §2.7) cannot disturb it, and several handles can
@@ -15,7 +17,8 @@ SCARD_W_WRONG_CHV (host cryptogram wrong: the server does not hold the card's ke
 63Cx -> SCARD_W_WRONG_CHV with x tries left (x = 0: SCARD_W_CHV_BLOCKED); 6983 ->
 SCARD_W_CHV_BLOCKED; 6982 -> SCARD_W_SECURITY_VIOLATION (MAC check failed: tampered blob, or no
 rights; the card ends the session, and so does the handle); 6881 (our channel is gone: the card
-was reset) -> SCARD_W_RESET_CARD; 6A80/6A86/6A88 -> SCARD_E_INVALID_PARAMETER; 6A84 ->
+was reset) and 6985 after EXTERNAL AUTHENTICATE (the card forgot our INITIALIZE UPDATE) ->
+SCARD_W_RESET_CARD; 6A80/6A86/6A88 -> SCARD_E_INVALID_PARAMETER; 6A84 ->
 SCARD_E_WRITE_TOO_MANY; 6D00 on INITIALIZE UPDATE -> SCARD_E_UNSUPPORTED_FEATURE; anything else
 -> SCARD_E_UNEXPECTED.
 """
