@@ -1,18 +1,7 @@
 """PINs and authentication (minidriver-spec.md §3.3) over the PIV PIN, PUK and management key.
 
-PIN ids on a PIV card (§6; CP_CARD_LIST_PINS = 0x1E):
-
-======================  ===========================================  ==============================
-PIN id                  PIV credential                               PIN_INFO
-======================  ===========================================  ==============================
-ROLE_EVERYONE 0         none                                         EmptyPinType
-ROLE_USER 1             PIV Card Application PIN (key ref 80)        AlphaNumeric, PrimaryCardPin
-ROLE_ADMIN 2            card management key 9B (GENERAL AUTHENTICATE  ChallengeResponse,
-                        challenge/response, 3DES or AES)             AdministratorPin
-PIN_SIGN 3              the PIV PIN again, for "PIN always" keys     AlphaNumeric, DigitalSignature,
-                        (9C): VERIFY right before each use           PinCacheAlwaysPrompt
-PIN_PUK 4               PUK (key ref 81), only to unblock the PIN    AlphaNumeric, UnblockOnlyPin
-======================  ===========================================  ==============================
+The PIN ids (user = PIV PIN, admin = management key 9B by challenge/response, 3 = the PIV PIN
+for "PIN always" keys, 4 = PUK) and their PIN_INFO: :mod:`.pin_roles`.
 
 Session PINs (CARD_AUTHENTICATE_GENERATE_SESSION_PIN / _SESSION_PIN) are not supported: a PIV
 card has nothing a session PIN could be checked against without being "a mere encoding of the
@@ -28,8 +17,23 @@ from ._core import alloc_copy, apdu_error, buffer, out_required
 from .binding import session
 from .codes import MinidriverError, ScardCode
 from .context import context_of, entry
+from .pin_roles import (
+    CARD_AUTHENTICATE_GENERATE_SESSION_PIN,
+    CARD_AUTHENTICATE_PIN_CHALLENGE_RESPONSE,
+    CARD_AUTHENTICATE_PIN_PIN,
+    CARD_AUTHENTICATE_SESSION_PIN,
+    CARD_PIN_SILENT_CONTEXT,
+    LIST_PINS,
+    PIN_BIT_SIGN,
+    PIN_CHANGE_FLAG_CHANGEPIN,
+    PIN_CHANGE_FLAG_UNBLOCK,
+    PIN_INFO,
+    USER_PINS,
+    WSZ_ADMIN,
+    WSZ_USER,
+    pin_info,
+)
 from .piv_map import PIN_PUK, PIN_SIGN, core_state
-from .structs import PinCachePolicy, PinInfo
 from .types import CARD_DATA_VALUE_UNKNOWN, CardData, CardDataVersion, Out, PinId, PinSet
 
 __all__ = [
@@ -46,46 +50,6 @@ __all__ = [
     "CardUnblockPin",
     "pin_info",
 ]
-
-CARD_AUTHENTICATE_GENERATE_SESSION_PIN = 0x10000000
-CARD_AUTHENTICATE_SESSION_PIN = 0x20000000
-CARD_PIN_SILENT_CONTEXT = 0x00000040
-CARD_AUTHENTICATE_PIN_CHALLENGE_RESPONSE = 1
-CARD_AUTHENTICATE_PIN_PIN = 2
-PIN_CHANGE_FLAG_UNBLOCK = 0x01
-PIN_CHANGE_FLAG_CHANGEPIN = 0x02
-WSZ_USER, WSZ_ADMIN = "user", "admin"
-
-# SECRET_TYPE, SECRET_PURPOSE, PIN_CACHE_POLICY_TYPE (§4)
-ALPHANUMERIC, CHALLENGE_RESPONSE, EMPTY = 0, 2, 3
-PURPOSE = {"auth": 0, "sign": 1, "admin": 4, "primary": 5, "unblock": 6}
-CACHE_NORMAL, CACHE_ALWAYS_PROMPT = 0, 3
-
-_USER_PINS = (PinId.ROLE_USER, PIN_SIGN)  #: both are the PIV PIN (key ref 80)
-_PIN_BITS = {PinId.ROLE_USER: PinSet.USER, PinId.ROLE_ADMIN: PinSet.ADMIN, PIN_SIGN: 1 << PIN_SIGN}
-PIN_BIT_SIGN = 1 << PIN_SIGN
-PIN_BIT_PUK = 1 << PIN_PUK
-#: CP_CARD_LIST_PINS: user, admin, sign PIN, PUK
-LIST_PINS = int(PinSet.USER | PinSet.ADMIN) | PIN_BIT_SIGN | PIN_BIT_PUK
-
-
-def _info(kind: int, purpose: str, change: int, unblock: int, cache: int = CACHE_NORMAL) -> PinInfo:
-    return PinInfo(6, kind, PURPOSE[purpose], change, unblock, PinCachePolicy(6, cache, 0), 0)
-
-
-_PIN_INFO = {
-    PinId.ROLE_EVERYONE: _info(EMPTY, "auth", 0, 0),
-    PinId.ROLE_USER: _info(ALPHANUMERIC, "primary", PinSet.USER, PIN_BIT_PUK),
-    PinId.ROLE_ADMIN: _info(CHALLENGE_RESPONSE, "admin", PinSet.ADMIN, 0),
-    PIN_SIGN: _info(ALPHANUMERIC, "sign", PIN_BIT_SIGN, PIN_BIT_PUK, CACHE_ALWAYS_PROMPT),
-    PIN_PUK: _info(ALPHANUMERIC, "unblock", PIN_BIT_PUK, 0),
-}
-
-
-def pin_info(pin_id: int) -> PinInfo | None:
-    """PIN_INFO of a PIN id this card has (CP_CARD_PIN_INFO), None for an unknown id."""
-    info = _PIN_INFO.get(pin_id)
-    return None if info is None else PinInfo.from_bytes(bytes(info))
 
 
 def _set_attempts(box: Out[int] | None, value: int) -> None:
@@ -232,7 +196,7 @@ def CardAuthenticateEx(
     pcAttemptsRemaining: Out[int] | None,
 ) -> None:
     """Authenticate a PIN id: user/sign PIN by VERIFY, admin by challenge response (§3.3)."""
-    if PinId_ not in _PIN_INFO or PinId_ == PinId.ROLE_EVERYONE:
+    if PinId_ not in PIN_INFO or PinId_ == PinId.ROLE_EVERYONE:
         raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, f"PIN id {PinId_!r}")
     known = CARD_AUTHENTICATE_GENERATE_SESSION_PIN | CARD_AUTHENTICATE_SESSION_PIN | CARD_PIN_SILENT_CONTEXT
     if not isinstance(dwFlags, int) or dwFlags & ~known:
@@ -394,7 +358,7 @@ def CardChangeAuthenticatorEx(
     if op not in (PIN_CHANGE_FLAG_UNBLOCK, PIN_CHANGE_FLAG_CHANGEPIN):
         raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, f"dwFlags {dwFlags!r}")
     for pin_id in (dwAuthenticatingPinId, dwTargetPinId):
-        if pin_id not in _PIN_INFO or pin_id == PinId.ROLE_EVERYONE:
+        if pin_id not in PIN_INFO or pin_id == PinId.ROLE_EVERYONE:
             raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, f"PIN id {pin_id!r}")
     auth = _secret(pbAuthenticatingPinData, cbAuthenticatingPinData, "pbAuthenticatingPinData")
     target = _secret(pbTargetData, cbTargetData, "pbTargetData")
@@ -407,7 +371,7 @@ def CardChangeAuthenticatorEx(
         else:
             _change_pin(pCardData, auth, target, pcAttemptsRemaining, puk=dwTargetPinId == PIN_PUK)
         return
-    if dwTargetPinId not in _USER_PINS or dwAuthenticatingPinId not in (PIN_PUK, PinId.ROLE_ADMIN):
+    if dwTargetPinId not in USER_PINS or dwAuthenticatingPinId not in (PIN_PUK, PinId.ROLE_ADMIN):
         raise MinidriverError(ScardCode.SCARD_E_INVALID_PARAMETER, "unblock: the PUK unblocks the user PIN")
     _no_retry_change(cRetryCount)
     if dwAuthenticatingPinId == PinId.ROLE_ADMIN:
