@@ -9,6 +9,7 @@ stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 
@@ -17,6 +18,11 @@ def _api() -> Any:
 
 
 def __getattr__(name: str) -> Any:
+    # ``from minidriver import gpcrypto`` asks here before it imports the submodule: answer
+    # "no such attribute" for submodules, so the import system loads them itself instead of
+    # this hook loading the whole API (and, through it, the submodule's importers) mid-import.
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        raise AttributeError(name)
     api = _api()
     if name in api.__all__:
         return getattr(api, name)
