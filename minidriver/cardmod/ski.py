@@ -195,6 +195,22 @@ def _blob_list(items: object, count: object) -> list[bytes]:
 _RESPONSE_LEN = {Function.IMPORT_KEYPAIR: 0, Function.CHANGE_AUTHENTICATOR: 8, Function.AUTHENTICATE: 12}
 
 
+def _bookkeeping(card_data: CardData, function: Function, slot: int | None) -> None:
+    """What the core functions do after the same change: the slot's container is read again and
+    ``cardcf`` moves (containers for a key, PINs for a PIN), so caches see it. Never fails the
+    secure function that already succeeded on the card."""
+    from .piv_map import key_changed
+    from .vfs_store import card_changed
+
+    try:
+        if function is Function.IMPORT_KEYPAIR and slot is not None:
+            key_changed(card_data, slot)
+        elif function is Function.CHANGE_AUTHENTICATOR:
+            card_changed(card_data, pins=True)
+    except MinidriverError as exc:
+        log.debug("SKI bookkeeping after %s: %s", function.name, exc)
+
+
 @entry(since=V7, no_card=True)
 def CardProcessEncryptedData(
     pCardData: CardData,
@@ -237,10 +253,8 @@ def CardProcessEncryptedData(
     if outcome.session_ended:
         ski_client.close_channel(key.connection, key.channel)
         state.end(hKey)
-    if outcome.slot is not None and outcome.code == ScardCode.SCARD_S_SUCCESS:
-        from .piv_map import key_changed
-
-        key_changed(pCardData, outcome.slot)  # the container map entry is read again
+    if outcome.code == ScardCode.SCARD_S_SUCCESS:
+        _bookkeeping(pCardData, function, outcome.slot)
     attempts = 0xFFFFFFFF if outcome.attempts is None else outcome.attempts
     response = {
         Function.IMPORT_KEYPAIR: b"",

@@ -502,3 +502,30 @@ def test_conformance_rows_pass_on_the_virtual_card(conn: InProcessConnection) ->
     results = run_checks(CHECKS, make, destructive=True)
     assert len(results) == len(CHECKS) >= 50
     assert [r for r in results if not r.ok or r.skipped] == []
+
+
+def test_cardcf_moves_and_the_container_appears(card: CardData) -> None:
+    """After an SKI import / PIN change the CSP's caches see it, as after the core functions."""
+    from minidriver.cardmod import CardGetContainerInfo, CardReadFile
+    from minidriver.cardmod.structs import CardCacheFile, ContainerInfo
+
+    def cardcf() -> CardCacheFile:
+        data, size = Out[bytearray](), Out[int]()
+        assert CardReadFile(card, None, "cardcf", 0, data, size) == 0
+        return CardCacheFile.from_bytes(bytes(data.value or b""))
+
+    assert CardGetContainerInfo(card, INDEX_9D, 0, ContainerInfo()) == C.SCARD_E_NO_KEY_CONTAINER
+    before = cardcf()
+    key = ec.generate_private_key(ec.SECP256R1())
+    with LocalInjector(card, KEYS) as injector:
+        injector.import_key(INDEX_9D, key)
+        after_import = cardcf()
+        injector.change_pin(b"123456", b"13572468")
+    after_change = cardcf()
+    assert after_import.wContainersFreshness == before.wContainersFreshness + 1
+    assert after_change.bPinsFreshness == after_import.bPinsFreshness + 1
+    info = ContainerInfo()
+    assert CardGetContainerInfo(card, INDEX_9D, 0, info) == 0
+    blob = bytes(info.pbKeyExPublicKey or info.pbSigPublicKey or b"")
+    numbers = key.public_key().public_numbers()
+    assert blob[8:] == numbers.x.to_bytes(32, "big") + numbers.y.to_bytes(32, "big")
