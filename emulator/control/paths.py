@@ -90,7 +90,11 @@ def ensure_private_dir(path: Path, *, what: str = "runtime directory") -> str | 
         os.chmod(path, 0o700)  # whatever the umask; we just made it, nobody else can have it open
     except FileExistsError:
         pass
-    except FileNotFoundError:
+    except FileNotFoundError as missing:
+        if path.parent.is_dir():
+            # the parent exists and mkdir still says ENOENT (/proc, a dangling mount): retrying
+            # would loop forever
+            return f"cannot create {what} {path} ({missing.strerror}); choose another one"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
