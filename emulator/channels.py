@@ -7,6 +7,7 @@ long response waiting for GET RESPONSE.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from .applets.base import Applet
@@ -14,6 +15,8 @@ from .gp.session import SecureSession
 from .iso7816 import SW, CardError, CommandAPDU
 
 __all__ = ["MAX_CHAIN_BYTES", "Channel"]
+
+log = logging.getLogger(__name__)
 
 #: a command chain longer than this is refused (6A84); the assembled command
 #: must still fit a CommandAPDU, whose data is at most 65535 bytes (extended Lc)
@@ -57,8 +60,16 @@ class Channel:
         """
         header = (cmd.cla & ~0x10, cmd.ins, cmd.p1, cmd.p2)
         if self.chain_header is not None and self.chain_header != header:
+            # A command that is not the next link (another INS/P1/P2, a SELECT,
+            # another application's first command) abandons the chain and is
+            # processed on its own, as cards do: ISO 7816-4 §5.3.3 lets only the
+            # chain's own commands continue it and gives no error for a new
+            # command, and answering 6883 would make one application's abandoned
+            # chain break the next application's first SELECT. The partial data
+            # is dropped, never executed. Chains also end on reset/power-off and
+            # channel close (``clear``).
+            log.debug("channel %d: command chain abandoned by %02X %02X", self.number, cmd.ins, cmd.p1)
             self.abort_chain()
-            raise CardError(SW.LAST_COMMAND_OF_CHAIN_EXPECTED, "chain interrupted by another command")
         if not cmd.chained and self.chain_header is None:
             return cmd
         if len(self.chain_data) + len(cmd.data) > MAX_CHAIN_BYTES:

@@ -1,5 +1,6 @@
-"""How the card meets pcscd: the vpcd framing (sans-I/O) and the socket loop."""
+"""How the card meets pcscd: the vpcd framing and link rule (sans-I/O) and the socket loop."""
 
-from .vpcd import Ctrl, Frame, VpcdDecoder, VpcdProtocolError, encode_frame
+from .link import Event, Kind, LinkDesync, VpcdLink
+from .vpcd import Ctrl, Frame, VpcdDecoder, encode_frame
 
-__all__ = ["Ctrl", "Frame", "VpcdDecoder", "VpcdProtocolError", "encode_frame"]
+__all__ = ["Ctrl", "Event", "Frame", "Kind", "LinkDesync", "VpcdDecoder", "VpcdLink", "encode_frame"]

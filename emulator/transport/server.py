@@ -2,20 +2,34 @@
 
 vpcd listens (inside the stack's network namespace) on 127.0.0.1:port; this
 loop connects to it while the slot holds a card and answers every frame.
+What each frame is (control, ATR request, presence poll or APDU) is decided
+by :class:`~emulator.transport.link.VpcdLink`; see its rule for 1-byte
+payloads.
 
 A card is present for pcscd exactly while this connection exists. Answering
 GET ATR with an empty ATR ("no card" in the protocol notes) hangs Debian's
 vpcd 0.8: it then calls ``recv(fd, buf, 0, MSG_WAITALL)``, which blocks until
 the next byte arrives, and that pcscd reader thread stops polling (measured
-with gdb on pcscd 1.9.9). So removal closes the connection, and insertion
-connects; vpcd accepts it at its next presence poll (every 400 ms).
+with gdb on pcscd 1.9.9). So insertion connects; vpcd accepts it at its next
+presence poll (every 400 ms).
 
-pcscd must also *see* every removal: if the card side disappears mid-APDU
-and reconnects before vpcd's next presence poll, pcscd's shared reader state
-says "empty" while its event thread still believes the card is present, and
-the re-insertion is never announced (measured: the reader stays empty for
-every application). So after a disconnect the slot stays away until vpcd has
-polled once more; the poll phase is learnt from its GET ATR messages.
+Removal without losing an answer. vpcd turns a link that drops while it waits
+for a reply into a *successful empty* response (``recvFromVICC`` compares a
+failed ``recv``'s -1 with an unsigned size and reads on; measured with both
+FIN and RST). So a gentle removal (``leave``) never closes the link under
+vpcd: APDUs keep being answered until pcscd's next presence poll, which gets
+the protocol's "no card" (an empty ATR) followed by one padding byte, so the
+``recv(…, 0, MSG_WAITALL)`` above returns at once; vpcd then closes the link
+itself and pcscd reports the card removed at that very poll. Only an explicit
+tear (``disconnect``), a daemon killed by SIGKILL, or a stalled pcscd
+(``leave``'s fallback) close the link under an APDU in flight.
+
+pcscd must also *see* every other removal: if the card side disappears
+mid-APDU and reconnects before vpcd's next presence poll, pcscd's shared
+reader state says "empty" while its event thread still believes the card is
+present, and the re-insertion is never announced (measured: the reader stays
+empty for every application). So after such a disconnect the slot stays away
+until vpcd has polled once more; the poll phase is learnt from its polls.
 
 Latency matters here: vpcd
 writes the length and the payload in two ``send`` calls, so without
@@ -33,9 +47,10 @@ import threading
 import time
 from typing import Protocol
 
-from .vpcd import Ctrl, Frame, VpcdDecoder, VpcdProtocolError, encode_frame
+from .link import PRESENT, WATCHDOG_SECONDS, Event, Kind, LinkDesync, VpcdLink
+from .vpcd import Ctrl, VpcdDecoder, encode_frame
 
-__all__ = ["CardAbsent", "FrameTarget", "SlotServer", "handle_frame"]
+__all__ = ["NO_CARD", "CardAbsent", "FrameTarget", "SlotServer", "handle_event"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,11 @@ POLL_SECONDS = 0.41
 POLL_MARGIN_SECONDS = 0.12
 #: unknown poll phase (daemon start after a crash): stay away this long
 SETTLE_SECONDS = 2 * POLL_SECONDS + POLL_MARGIN_SECONDS
+#: a gentle removal waits this long for pcscd's presence poll, then tears
+LEAVE_SECONDS = 2.0
+#: the answer to a presence poll that removes the card: an empty ATR ("no card")
+#: and one padding byte that lets vpcd's zero-length MSG_WAITALL recv return
+NO_CARD = encode_frame(b"") + b"\x00"
 
 
 class CardAbsent(Exception):
@@ -59,14 +79,16 @@ class FrameTarget(Protocol):
     def transmit(self, apdu: bytes) -> bytes: ...
 
 
-def handle_frame(target: FrameTarget, frame: Frame) -> bytes | None:
-    """Pure: one vpcd frame in, the reply payload (if any) out."""
-    if frame.ctrl is not None:
-        if frame.ctrl is Ctrl.GET_ATR:
-            return target.atr()
-        target.control(frame.ctrl)
+def handle_event(target: FrameTarget, event: Event) -> bytes | None:
+    """Pure: one link event in, the reply payload (if any) out."""
+    if event.kind is Kind.APDU:
+        return target.transmit(event.apdu)
+    if event.kind is Kind.CONTROL:
+        assert event.ctrl is not None
+        target.control(event.ctrl)
         return None
-    return target.transmit(frame.apdu)
+    atr = target.atr()  # raises CardAbsent for an empty slot
+    return atr if event.kind is Kind.ATR else PRESENT
 
 
 class SlotServer:
@@ -80,8 +102,12 @@ class SlotServer:
         self.port = port
         self.name = name
         self.connected = threading.Event()
+        self._down = threading.Event()  #: no link exists (the inverse of ``connected``)
+        self._down.set()
         self._stop = threading.Event()
         self._want = threading.Event()
+        self._leaving = False
+        self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name=f"vpcd-{name}", daemon=True)
         self._last_poll = time.monotonic()
@@ -98,12 +124,38 @@ class SlotServer:
 
     def connect(self) -> None:
         """A card went in: connect to vpcd (pcscd sees it at its next poll)."""
-        self._want.set()
+        with self._lock:
+            self._leaving = False
+            self._want.set()
+
+    def request_leave(self) -> None:
+        """Start a gentle removal (see the module notes); ``wait_left`` finishes it."""
+        with self._lock:
+            self._want.clear()
+            self._leaving = True
+
+    def wait_left(self, timeout: float = LEAVE_SECONDS) -> bool:
+        """Wait for the link to close at a presence poll; tear it after ``timeout``.
+
+        Returns True for a gentle removal, False if it had to be torn.
+        """
+        if self._down.wait(timeout):
+            return True
+        log.warning("%s: no presence poll from pcscd in %.1f s; closing the link", self.name, timeout)
+        self.disconnect()
+        self._down.wait(2.0)
+        return False
+
+    def leave(self, timeout: float = LEAVE_SECONDS) -> bool:
+        """Gentle removal: every APDU sent before pcscd's next poll is answered."""
+        self.request_leave()
+        return self.wait_left(timeout)
 
     def disconnect(self) -> None:
-        """The card went out: close the connection and stay away until ``connect``."""
-        self._want.clear()
-        sock = self._sock
+        """Tear: close the connection now, even under an APDU in flight, and stay away."""
+        with self._lock:
+            self._want.clear()
+            sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -129,22 +181,29 @@ class SlotServer:
             warned = False
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sock = sock
-            if not self._want.is_set():  # removed while connecting
-                sock.close()
-                self._sock = None
-                continue
-            self.connected.set()
+            with self._lock:
+                if not self._want.is_set():  # removed while connecting
+                    sock.close()
+                    continue
+                self._sock = sock
+                self._down.clear()
+                self.connected.set()
             log.info("%s: connected to vpcd on %s:%d", self.name, self.host, self.port)
+            left = False
             try:
-                self._serve(sock)
+                left = self._serve(sock)
             except OSError as exc:
                 log.info("%s: vpcd connection lost (%s)", self.name, exc.strerror or exc)
             finally:
-                self.connected.clear()
-                self._sock = None
+                with self._lock:
+                    self.connected.clear()
+                    self._sock = None
+                    self._leaving = False
                 sock.close()
-                self._not_before = self._next_poll_after(time.monotonic())
+                now = time.monotonic()
+                # after a gentle removal pcscd has already seen the slot empty
+                self._not_before = now if left else self._next_poll_after(now)
+                self._down.set()
             if not self._stop.is_set():
                 self._stop.wait(RETRY_SECONDS)
 
@@ -153,29 +212,57 @@ class SlotServer:
         periods = int((now - self._last_poll) / POLL_SECONDS) + 1
         return self._last_poll + periods * POLL_SECONDS + POLL_MARGIN_SECONDS
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket) -> bool:
+        """Answer vpcd until the link ends; True when it ended by a gentle removal."""
         decoder = VpcdDecoder()
+        link = VpcdLink()
         quickack = getattr(socket, "TCP_QUICKACK", None)
         recv, sendall, setsockopt = sock.recv, sock.sendall, sock.setsockopt
+        monotonic = time.monotonic
+        active = monotonic()  #: last message from vpcd or reply to it
         while True:
+            deadline = link.deadline
+            until = active + WATCHDOG_SECONDS if deadline is None else deadline
+            sock.settimeout(max(until - monotonic(), 0.0005))
             if quickack is not None:
                 setsockopt(socket.IPPROTO_TCP, quickack, 1)
-            data = recv(RECV_BYTES)
-            if not data:
-                log.info("%s: vpcd closed the connection", self.name)
-                return
             try:
-                frames = decoder.feed(data)
-            except VpcdProtocolError as exc:
-                log.warning("%s: %s; reconnecting", self.name, exc)
-                return
-            for frame in frames:
-                if frame.ctrl is Ctrl.GET_ATR:
-                    self._last_poll = time.monotonic()
+                data = recv(RECV_BYTES)
+            except TimeoutError:
+                now = monotonic()
+                events = link.expire(now)
+                if not events:
+                    if now - active < WATCHDOG_SECONDS:
+                        continue
+                    # e.g. a 0-byte SCardTransmit: vpcd sent nothing and waits for a reply
+                    log.warning("%s: no message from vpcd for %.0f s; dropping the link", self.name, now - active)
+                    return False
+                log.debug("%s: a 1-byte APDU %s", self.name, events[0].apdu.hex().upper())
+            else:
+                if not data:
+                    log.info("%s: vpcd closed the connection", self.name)
+                    return False
+                now = monotonic()
+                events = []
                 try:
-                    reply = handle_frame(self.target, frame)
+                    for frame in decoder.feed(data):
+                        events += link.feed(frame, now)
+                except LinkDesync as exc:
+                    log.warning("%s: %s; dropping the link to resynchronise", self.name, exc)
+                    return False
+            active = now
+            for event in events:
+                if event.kind is Kind.POLL:
+                    self._last_poll = now
+                if self._leaving and event.kind in (Kind.POLL, Kind.ATR):
+                    sendall(NO_CARD)
+                    log.info("%s: card removed at pcscd's presence poll", self.name)
+                    return True
+                try:
+                    reply = handle_event(self.target, event)
                 except CardAbsent:
                     log.debug("%s: no card in the slot; closing the link", self.name)
-                    return
+                    return False
                 if reply is not None:
                     sendall(encode_frame(reply))
+            active = monotonic()

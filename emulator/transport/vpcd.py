@@ -1,10 +1,13 @@
-"""The vpcd wire protocol, sans-I/O (vsmartcard ``vpcd.c``).
+"""The vpcd wire protocol, sans-I/O (vsmartcard ``vpcd.c``): framing only.
 
 Every message in either direction is a 2-byte big-endian length and a
-payload. From vpcd, a payload of one byte is a control message (power off,
-power on, reset, get ATR); anything longer is a command APDU. The card
-answers GET ATR with the ATR (an empty payload means "no card") and an APDU
-with the response APDU; power messages get no answer.
+payload. vpcd sends four one-byte control messages (power off 00, power on
+01, reset 02, get ATR 04) and every command APDU, framed the same way. A
+1-byte ``SCardTransmit`` therefore reaches the card as a 1-byte payload that
+may look exactly like a control message: the decoder only says what a
+payload *may* be (``Frame.ctrl``); :mod:`emulator.transport.link` decides
+what it *is* from what vpcd sends next (see the rule there). A 1-byte
+payload that is no control byte is a (too short) APDU, never an error.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["LENGTH_BYTES", "MAX_PAYLOAD", "Ctrl", "Frame", "VpcdDecoder", "VpcdProtocolError", "encode_frame"]
+__all__ = ["LENGTH_BYTES", "MAX_PAYLOAD", "Ctrl", "Frame", "VpcdDecoder", "encode_frame"]
 
 LENGTH_BYTES = 2
 MAX_PAYLOAD = 0xFFFF
@@ -27,20 +30,21 @@ class Ctrl(IntEnum):
     GET_ATR = 0x04
 
 
-class VpcdProtocolError(ValueError):
-    """The peer sent something that is not vpcd framing (e.g. an unknown control byte)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One message from vpcd: a control byte or an APDU."""
+    """One message from vpcd: a 1-byte payload that may be a control byte, or an APDU."""
 
     ctrl: Ctrl | None = None
     apdu: bytes = b""
 
     @property
     def is_control(self) -> bool:
+        """The payload is one control byte (or a 1-byte APDU equal to it: the link decides)."""
         return self.ctrl is not None
+
+    @property
+    def payload(self) -> bytes:
+        return bytes((self.ctrl,)) if self.ctrl is not None else self.apdu
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -77,10 +81,10 @@ class VpcdDecoder:
         return len(self._buf)
 
 
+_CTRL_BYTES = frozenset(int(c) for c in Ctrl)
+
+
 def _frame(payload: bytes) -> Frame:
-    if len(payload) == 1:
-        try:
-            return Frame(ctrl=Ctrl(payload[0]))
-        except ValueError:
-            raise VpcdProtocolError(f"unknown vpcd control byte {payload[0]:02X}") from None
+    if len(payload) == 1 and payload[0] in _CTRL_BYTES:
+        return Frame(ctrl=Ctrl(payload[0]))
     return Frame(apdu=payload)

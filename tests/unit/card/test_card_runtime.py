@@ -100,12 +100,31 @@ def test_errors_do_not_disturb_the_card(card: VirtualCard) -> None:
 
 
 def test_chain_interrupted_by_another_command(card: VirtualCard) -> None:
+    """ISO 7816-4 §5.3.3: a command outside the chain abandons it and is processed (issue 8)."""
     assert sw(card, SELECT_PIV) == SW.OK
     assert sw(card, "10 20 00 80 03 313233") == SW.OK
-    assert sw(card, GET_VERSION) == SW.LAST_COMMAND_OF_CHAIN_EXPECTED
-    # the chain is dropped: the card takes fresh commands again
-    assert sw(card, GET_VERSION) == SW.OK
-    assert sw(card, PIN_STATUS) == 0x63C3
+    assert sw(card, GET_VERSION) == SW.OK  # not 6883
+    assert sw(card, PIN_STATUS) == 0x63C3  # the abandoned VERIFY link was never executed
+
+
+def test_abandoned_chain_does_not_break_the_next_applications_select(card: VirtualCard) -> None:
+    """One application leaves a chain open; the next one's first SELECT works (issue 8, defect 8)."""
+    assert sw(card, SELECT_PIV) == SW.OK
+    before = tx(card, f"00 CB 3F FF 00 00 05 {CERT_9A} 00 00")
+    assert sw(card, "10 DB 3F FF 05 5C035FC105") == SW.OK  # first link of a PUT DATA, never finished
+    assert sw(card, SELECT_ISD) == SW.OK
+    assert isd_selected(card)
+    assert sw(card, SELECT_PIV) == SW.OK
+    assert tx(card, f"00 CB 3F FF 00 00 05 {CERT_9A} 00 00") == before  # nothing of the chain was written
+
+
+def test_a_new_chain_does_not_inherit_an_abandoned_one(card: VirtualCard) -> None:
+    assert sw(card, SELECT_PIV) == SW.OK
+    assert sw(card, "10 20 00 80 04 39393939") == SW.OK  # abandoned: wrong PIN digits
+    assert sw(card, "10 20 00 81 02 3132") == SW.OK  # another P2: a new chain starts
+    assert sw(card, "10 20 00 80 03 313233") == SW.OK  # P2 80 again: that one is abandoned too
+    assert sw(card, "00 20 00 80 05 343536FFFF") == SW.OK  # VERIFY of the default PIN only
+    assert sw(card, PIN_STATUS) == SW.OK
 
 
 # -- SELECT ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The vpcd wire codec and ``handle_frame``, without sockets (vsmartcard vpcd.c framing)."""
+"""The vpcd wire codec and ``handle_event``, without sockets (vsmartcard vpcd.c framing)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.transport.server import handle_frame
-from emulator.transport.vpcd import MAX_PAYLOAD, Ctrl, Frame, VpcdDecoder, VpcdProtocolError, encode_frame
+from emulator.transport.link import PRESENT, Event, Kind, VpcdLink
+from emulator.transport.server import NO_CARD, CardAbsent, handle_event
+from emulator.transport.vpcd import MAX_PAYLOAD, Ctrl, Frame, VpcdDecoder, encode_frame
 
 h = bytes.fromhex
 SELECT_ISD = h("00A4040008A000000151000000")
@@ -43,10 +44,16 @@ def test_decode_one_frame(payload: str, frame: Frame) -> None:
     assert frame.is_control == (frame.ctrl is not None)
 
 
-@pytest.mark.parametrize("ctrl", ["03", "05", "7F", "FF"])
-def test_unknown_control_byte_is_a_protocol_error(ctrl: str) -> None:
-    with pytest.raises(VpcdProtocolError, match=ctrl):
-        VpcdDecoder().feed(h("0001" + ctrl))
+@pytest.mark.parametrize("byte", ["03", "05", "7F", "FF"])
+def test_a_single_byte_that_is_no_control_byte_is_an_apdu(byte: str) -> None:
+    """A 1-byte SCardTransmit: an (invalid) APDU for the card, never a reason to drop the link (issue 8)."""
+    assert VpcdDecoder().feed(h("0001" + byte)) == [Frame(apdu=h(byte))]
+
+
+@pytest.mark.parametrize("byte", ["00", "01", "02", "04"])
+def test_frame_payload_round_trips(byte: str) -> None:
+    (frame,) = VpcdDecoder().feed(h("0001" + byte))
+    assert frame.is_control and frame.payload == h(byte)
 
 
 def test_joined_frames_decode_in_order() -> None:
@@ -130,27 +137,56 @@ class FakeTarget:
         return h("6F00") if apdu == b"" else apdu[:1] + h("9000")
 
 
-def test_get_atr_returns_the_atr() -> None:
+def test_atr_event_returns_the_atr() -> None:
     target = FakeTarget()
-    assert handle_frame(target, Frame(ctrl=Ctrl.GET_ATR)) == ATR
+    assert handle_event(target, Event(Kind.ATR)) == ATR
     assert target.calls == [("atr", None)]
+
+
+def test_poll_event_answers_present_never_the_atr() -> None:
+    """A lone GET ATR may be a 1-byte APDU 04: it never gets the ATR as a response (issue 8)."""
+    target = FakeTarget()
+    assert handle_event(target, Event(Kind.POLL)) == PRESENT == h("6700")
+    assert target.calls == [("atr", None)]  # asked only whether a card is in
+
+
+def test_poll_of_an_empty_slot_raises_card_absent() -> None:
+    class Empty(FakeTarget):
+        def atr(self) -> bytes:
+            raise CardAbsent("empty")
+
+    with pytest.raises(CardAbsent):
+        handle_event(Empty(), Event(Kind.POLL))
 
 
 @pytest.mark.parametrize("ctrl", [Ctrl.POWER_OFF, Ctrl.POWER_ON, Ctrl.RESET])
 def test_power_messages_call_control_and_get_no_reply(ctrl: Ctrl) -> None:
     target = FakeTarget()
-    assert handle_frame(target, Frame(ctrl=ctrl)) is None
+    assert handle_event(target, Event(Kind.CONTROL, ctrl)) is None
     assert target.calls == [("control", ctrl)]
 
 
 def test_apdu_returns_the_card_reply() -> None:
     target = FakeTarget()
-    assert handle_frame(target, Frame(apdu=SELECT_ISD)) == h("00 9000")
+    assert handle_event(target, Event(Kind.APDU, apdu=SELECT_ISD)) == h("00 9000")
     assert target.calls == [("transmit", SELECT_ISD)]
 
 
-def test_decoded_stream_through_handle_frame() -> None:
+def test_decoded_stream_through_the_link_and_handle_event() -> None:
     target = FakeTarget()
-    replies = [handle_frame(target, f) for f in VpcdDecoder().feed(STREAM)]
-    assert replies == [None, ATR, h("00 9000"), None, None]
-    assert [name for name, _ in target.calls] == ["control", "atr", "transmit", "control", "control"]
+    link = VpcdLink()
+    events: list[Event] = []
+    for i, frame in enumerate(VpcdDecoder().feed(STREAM)):
+        events += link.feed(frame, now=i * 0.001)
+    # the reset is proven control by the power off after it; the power off is followed by
+    # nothing, so it is held back and then, its time over, a 1-byte APDU
+    events += link.expire(now=100.0)
+    replies = [handle_event(target, e) for e in events]
+    assert replies == [None, ATR, h("00 9000"), None, h("00 9000")]
+    assert [name for name, _ in target.calls] == ["control", "atr", "transmit", "control", "transmit"]
+
+
+def test_no_card_answer_is_an_empty_atr_and_one_padding_byte() -> None:
+    """Gentle removal: vpcd reads length 0 ("no card"), its recv(0, MSG_WAITALL) returns on the pad."""
+    assert h("0000 00") == NO_CARD
+    assert VpcdDecoder().feed(NO_CARD) == [Frame(apdu=b"")]
