@@ -107,6 +107,13 @@ class Daemon:
         self.paths.daemon_pid.write_text(f"{os.getpid()}\n")
 
     def _cleanup(self) -> None:
+        # SIGTERM/shutdown is a gentle removal of every card (issue 8): the APDUs in
+        # flight are answered and pcscd sees each card go at its presence poll.
+        leaving = [server for slot, server in zip(self.slots, self.servers, strict=True) if slot.card is not None]
+        for server in leaving:
+            server.request_leave()
+        for server in leaving:
+            server.wait_left()
         for slot in self.slots:
             slot.remove()
         for server in self.servers:
@@ -222,11 +229,25 @@ class Daemon:
         }
 
     def _remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Pull the card. Gentle by default: the APDUs sent before pcscd's next
+        presence poll are answered and the link ends at that poll, so no client
+        gets the empty "success" vpcd makes of a dropped link (transport/server.py).
+        ``tear``: close the link now, under an APDU in flight if there is one."""
         slot = self._slot(request)
-        self.servers[slot.number].disconnect()
+        tear = request.get("tear", False)
+        if not isinstance(tear, bool):
+            raise RequestError(f"tear must be true or false, got {tear!r}")
+        if slot.card is None:
+            raise RequestError(f"slot {slot.number} is already empty")
+        server = self.servers[slot.number]
+        gentle = False
+        if tear:
+            server.disconnect()
+        else:
+            gentle = server.leave()
         if not slot.remove():
             raise RequestError(f"slot {slot.number} is already empty")
-        return {"slot": slot.number}
+        return {"slot": slot.number, "torn": not gentle}
 
     def _shutdown(self, request: dict[str, Any]) -> dict[str, Any]:
         self.stop()
