@@ -92,7 +92,11 @@ def run_server(args: argparse.Namespace) -> int:
     configure_server(server, StaticKeys.same(bytes.fromhex(args.scp_key), kvn=0xFF), level=int(args.level, 16))
     path = Path(args.socket)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    old_umask = os.umask(0o177)  # the socket is 0600 from its first moment
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
     os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
     listener.listen(1)
     print(f"server: no card; waiting for the client on {path}", flush=True)
