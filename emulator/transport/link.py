@@ -23,6 +23,8 @@ The rule, from vsmartcard's ``ifd-vpcd.c``/``vpcd.c`` 0.8 and pcsc-lite
   thread, which also sends a grace-period power off just before its poll), or
   a power on. So 00 is control when a message follows before the next poll is
   due plus ``POLL_MARGIN_SECONDS``; otherwise it was an APDU and gets 6700.
+  A poll already overdue is waiting for pcscd's reader lock, which a 1-byte
+  APDU holds until it is answered and a power off releases at once.
   (Measured: the poll period is 400.4 ms and was never more than 15 ms late
   with the CPUs three times oversubscribed.)
 * A GET ATR that follows power on/reset asks for the ATR. Any other GET ATR
@@ -159,6 +161,8 @@ class VpcdLink:
         if ctrl is not Ctrl.POWER_OFF:
             return FOLLOW_SECONDS
         last = self.last_poll
-        if last is None or now - last > POLL_PERIOD_SECONDS:
+        if last is None:
             return POLL_PERIOD_SECONDS + POLL_MARGIN_SECONDS  # phase unknown: a whole period
-        return last + POLL_PERIOD_SECONDS - now + POLL_MARGIN_SECONDS
+        # An overdue poll waits for pcscd's reader lock: it comes as soon as a power
+        # off's sender lets go of it, and never while a 1-byte APDU holds it.
+        return max(last + POLL_PERIOD_SECONDS - now, 0.0) + POLL_MARGIN_SECONDS

@@ -237,7 +237,9 @@ class SlotServer:
                     # e.g. a 0-byte SCardTransmit: vpcd sent nothing and waits for a reply
                     log.warning("%s: no message from vpcd for %.0f s; dropping the link", self.name, now - active)
                     return False
-                log.debug("%s: a 1-byte APDU %s", self.name, events[0].apdu.hex().upper())
+                log.info(
+                    "%s: 1-byte APDU %s (nothing followed it): answered 6700", self.name, events[0].apdu.hex().upper()
+                )
             else:
                 if not data:
                     log.info("%s: vpcd closed the connection", self.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import threading
 import time
@@ -145,6 +146,25 @@ def test_power_off_by_disconnect_is_still_control(vcard: LiveCard) -> None:
         assert client.transmit(SELECT_ISD)[1][:3] == bytes.fromhex("6F4184")
     finally:
         client.close()
+
+
+def test_power_offs_by_many_applications_stay_in_step(vcard: LiveCard) -> None:
+    """pyscard's default disconnect is SCARD_UNPOWER_CARD (a 00 on the wire) at any poll phase:
+    every one must stay a power off, so every answer after it is the answer to its own command."""
+    log = vcard.stack.paths.daemon_log
+    before = log.read_text() if log.exists() else ""
+    rng = random.Random(8)
+    for _ in range(25):
+        client = Client(vcard.reader)
+        hr, resp = client.transmit(SELECT_ISD)
+        assert hr == scard.SCARD_S_SUCCESS and resp[:3] == bytes.fromhex("6F4184"), resp.hex()
+        hr, resp = client.transmit(bytes.fromhex("80CA9F7F00"))
+        assert hr == scard.SCARD_S_SUCCESS and resp[:2] == b"\x9f\x7f" and resp[-2:] == b"\x90\x00", resp.hex()
+        time.sleep(rng.uniform(0, 0.45))
+        client.close(scard.SCARD_UNPOWER_CARD)
+        time.sleep(rng.uniform(0, 0.3))
+    after = log.read_text()[len(before) :] if log.exists() else ""
+    assert "resynchronise" not in after and "1-byte APDU" not in after
 
 
 def test_zero_byte_transmit_does_not_wedge_the_reader(vcard: LiveCard) -> None:

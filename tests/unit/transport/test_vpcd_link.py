@@ -73,6 +73,14 @@ def test_power_off_waits_for_the_next_poll_plus_a_margin() -> None:
     assert link.feed(ATR, 10.40) == [control(Ctrl.POWER_OFF), POLL]
 
 
+def test_power_off_with_the_poll_overdue_waits_the_margin() -> None:
+    link = VpcdLink()
+    link.feed(ATR, 10.0)
+    link.feed(SELECT, 10.2)
+    link.feed(OFF, 11.0)  # the poll due at 10.41 waits for pcscd's reader lock
+    assert link.deadline == pytest.approx(11.0 + POLL_MARGIN_SECONDS)
+
+
 def test_power_off_with_unknown_poll_phase_waits_a_whole_period() -> None:
     link = VpcdLink()
     link.feed(OFF, 3.0)
