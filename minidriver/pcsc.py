@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from enum import IntEnum
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +27,8 @@ __all__ = [
     "PcscCode",
     "PcscConnection",
     "PcscError",
+    "ReaderEvent",
+    "ReaderWatch",
     "Share",
     "list_readers",
 ]
@@ -297,3 +300,64 @@ class PcscConnection:
         if getattr(self, "_card", None) is not None or getattr(self, "_ctx", None) is not None:
             with contextlib.suppress(Exception):
                 self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderEvent:
+    """A reader's state as SCardGetStatusChange reports it (``dwEventState`` without CHANGED)."""
+
+    reader: str
+    state: int
+    atr: bytes
+
+    @property
+    def present(self) -> bool:
+        return bool(self.state & scard.SCARD_STATE_PRESENT)
+
+    @property
+    def known(self) -> bool:
+        """False when pcscd does not know the reader (SCARD_STATE_UNKNOWN)."""
+        return not self.state & scard.SCARD_STATE_UNKNOWN
+
+
+class ReaderWatch:
+    """Card insertion and removal in ``readers``, reported by pcscd (SCardGetStatusChange), with its own context.
+
+    :meth:`wait` blocks in pcscd until a state changes or ``timeout`` passes:
+    no polling of the card. :meth:`cancel` (from another thread) ends a wait.
+    """
+
+    def __init__(self, readers: list[str]) -> None:
+        self._ctx: Any = _establish()
+        self._known = {reader: int(scard.SCARD_STATE_UNAWARE) for reader in readers}
+
+    def current(self) -> list[ReaderEvent]:
+        """The state of every watched reader now (a zero-timeout query)."""
+        return self.wait(0.0, changes_only=False) or []
+
+    def wait(self, timeout: float, *, changes_only: bool = True) -> list[ReaderEvent] | None:
+        """The readers whose state changed (all of them if ``changes_only`` is False); None on timeout."""
+        if self._ctx is None:
+            raise PcscError(PcscCode.SCARD_E_INVALID_HANDLE, "watch closed")
+        wanted = [(reader, state) for reader, state in self._known.items()]
+        hresult, states = scard.SCardGetStatusChange(self._ctx, max(0, int(timeout * 1000)), wanted)
+        if hresult == PcscCode.SCARD_E_TIMEOUT:
+            return None if changes_only else [ReaderEvent(r, s, b"") for r, s in self._known.items()]
+        _check(hresult, "SCardGetStatusChange")
+        events = []
+        for reader, event, atr in states:
+            changed = bool(event & scard.SCARD_STATE_CHANGED)
+            self._known[str(reader)] = event & ~scard.SCARD_STATE_CHANGED
+            if changed or not changes_only:
+                events.append(ReaderEvent(str(reader), event & ~scard.SCARD_STATE_CHANGED, bytes(atr)))
+        return events
+
+    def cancel(self) -> None:
+        """End a :meth:`wait` running in another thread (it raises SCARD_E_CANCELLED)."""
+        if self._ctx is not None:
+            scard.SCardCancel(self._ctx)
+
+    def close(self) -> None:
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            scard.SCardReleaseContext(ctx)

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from ..profile import ProfileError
 from . import cli_args
 from .api import DaemonNotRunning, StackError, Status, VCard
+from .cli_demo import DemoUsageError, add_demo_parser, run_demo
 from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
 from .client import RequestFailed
 from .doctor import run_doctor
@@ -136,6 +137,7 @@ def build_parser() -> Parser:
     rem.add_argument("--timeout", type=cli_args.timeout, default=5.0, help=timeout_help)
 
     add_keys_parser(sub, common=common)
+    add_demo_parser(sub, common=common)
     return parser
 
 
@@ -252,6 +254,13 @@ def _cmd_keys(vc: VCard, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _cmd_demo(vc: VCard, args: argparse.Namespace) -> int:
+    try:
+        return run_demo(vc, args)
+    except DemoUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "up": _cmd_up,
     "down": _cmd_down,
@@ -260,6 +269,7 @@ COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "remove": _cmd_remove,
     "doctor": _cmd_doctor,
     "keys": _cmd_keys,
+    "demo": _cmd_demo,
 }
 
 
