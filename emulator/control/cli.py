@@ -5,7 +5,8 @@ Exit codes (the one table; README "The CLI" and ``vcard --help`` show it):
 ====  ===========================================================================
 0     done
 1     operational failure: the stack, pcscd or the card could not do it (one line
-      saying what to do); also ``vcard status`` when the daemon is not running
+      saying what to do); also ``vcard status`` (and ``status --json``, which
+      still prints its document) when the daemon is not running
 2     usage error: a mistake on the command line or in a profile; nothing was done
 70    a bug in vcard (EX_SOFTWARE); the traceback only with ``-v``
 ====  ===========================================================================
@@ -45,7 +46,7 @@ class Exit(IntEnum):
 
 EXIT_CODES: dict[Exit, str] = {
     Exit.OK: "done",
-    Exit.FAILURE: "operational failure (one line saying what to do); status: the daemon is not running",
+    Exit.FAILURE: "operational failure (one line saying what to do); status [--json]: the daemon is not running",
     Exit.USAGE: "usage error: a mistake on the command line or in a profile; nothing was done",
     Exit.BUG: "a bug in vcard; rerun with -v for the traceback",
 }
@@ -119,7 +120,12 @@ def build_parser() -> Parser:
     up.add_argument("--trace", action="store_true", help="daemon logs APDUs (secrets redacted); when it starts")
 
     command("down", "stop the daemon and the pcscd that vcard started")
-    command("status", "readers, slots, cards, profiles and state files")
+    status = command("status", "readers, slots, cards, profiles and state files")
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object (schema: emulator/control/status_json.py, README); exit 0 running, 1 not",
+    )
     command("doctor", "check pcscd, vpcd, ports and permissions; say how to fix each")
 
     slot_help = f"vpcd slot: {' or '.join(map(str, cli_args.SLOTS))} (default: 0)"
@@ -219,6 +225,13 @@ def _cmd_down(vc: VCard, args: argparse.Namespace) -> int:
 
 def _cmd_status(vc: VCard, args: argparse.Namespace) -> int:
     status = vc.status()
+    if args.json:
+        import json
+
+        from .status_json import status_document
+
+        print(json.dumps(status_document(status, str(vc.paths.root)), indent=2))
+        return EXIT_OK if status.running else EXIT_FAILURE
     _print_status(status)
     if status.running:
         try:  # GET STATUS needs a secure channel; status must work without one
