@@ -21,12 +21,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from enum import IntEnum
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from .gpobjects import KeyInfo, RegistryEntry, StatusScope, parse_key_information, parse_status, scp02_i_from_card_data
 from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, ResponseAPDU, encode_tlv
 from .pcsc import Connection, PcscError
 from .protocol import SmartCardProtocol, strongest_level
 from .scp02 import SCP02_LEVELS, SCP02Host
 from .scp03 import SCP03_LEVELS, SCP03Host
+from .scp11 import SCP11Host, SCP11Params
+from .scp11_keys import (
+    delete_key_command,
+    generate_key_command,
+    get_certificates_command,
+    parse_certificates,
+    parse_generated_key,
+    put_ec_key_command,
+    store_allow_list_command,
+    store_ca_issuer_command,
+    store_certificates_command,
+)
 from .scpbase import AuthenticationError, SCPError, StaticKeys
 
 __all__ = [
@@ -182,6 +196,31 @@ class GPSession:
         log.debug("secure channel open: SCP%02X, key set %02X, level %02X", scp, card_kvn, level)
         return cls(protocol, host, scp=scp, kvn=card_kvn, level=level, channel=channel, i=i)
 
+    @classmethod
+    def open_scp11(
+        cls,
+        connection: Connection,
+        params: SCP11Params,
+        *,
+        channel: int = 0,
+        sd_aid: bytes = ISD_AID,
+        select: bool = True,
+    ) -> GPSession:
+        """SELECT ``sd_aid`` (unless ``select`` is false) and open SCP11a/b/c with ``params`` (Amd F).
+
+        SCP11b authenticates the card only: the card refuses management
+        commands in such a session (6982). SCP11a authenticates both sides.
+        """
+        protocol = SmartCardProtocol(connection)
+        if select:
+            resp = protocol.transceive(CommandAPDU(channel & 0x03, INS.SELECT, 0x04, 0x00, sd_aid, 256))
+            if resp.sw not in (SW.OK, SW.WARNING_CARD_LOCKED):
+                raise ApduError(resp.sw, resp.data, f"SELECT of the security domain {sd_aid.hex().upper()}")
+        host = SCP11Host(params, channel=channel)
+        level = protocol.open_scp11(host)
+        log.debug("secure channel open: %s, key %02X/%02X", params.variant.name, params.kid, params.kvn)
+        return cls(protocol, host, scp=0x11, kvn=params.kvn, level=level, channel=channel, i=0)
+
     # -- wrapped commands ---------------------------------------------------------------
     def transceive(self, cmd: CommandAPDU) -> ResponseAPDU:
         """Wrap one plain command (CLA without the SM bit), transmit, unwrap; any SW comes back."""
@@ -258,6 +297,59 @@ class GPSession:
         if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
             raise ApduError(resp.sw, resp.data, f"DELETE: the card has no key set {kvn:02X}")
         resp.check("DELETE key")
+
+    # -- SCP11 keys (Amd F; minidriver.scp11_keys) ----------------------------------------
+    def _on_channel(self, cmd: CommandAPDU) -> CommandAPDU:
+        return CommandAPDU(cmd.cla | self.channel, cmd.ins, cmd.p1, cmd.p2, cmd.data, cmd.ne)
+
+    def put_ec_key(
+        self,
+        kid: int,
+        kvn: int,
+        key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
+        *,
+        replace_kvn: int = 0,
+    ) -> None:
+        """PUT KEY of an SCP11 key: an SD key pair (KID 11/13/15) or an OCE CA public key (10, 20-2F).
+
+        The private key travels under the session's DEK (static DEK under
+        SCP03, S-DEK under SCP11); the card answers the KVN.
+        """
+        if self.scp == 0x02:
+            raise ValueError("SCP11 keys are put over SCP03 or SCP11a, not SCP02")
+        dek = self.host.dek_encrypt if isinstance(self.host, SCP03Host) else None
+        cmd = put_ec_key_command(kid, kvn, key, dek=None, replace_kvn=replace_kvn, encrypt=dek)
+        data = self.send(self._on_channel(cmd), detail=f"PUT KEY {kid:02X}/{kvn:02X}")
+        if data != bytes((kvn,)):
+            raise BadResponseError(f"PUT KEY: the card answered {data.hex()}, not the KVN {kvn:02X}")
+
+    def generate_ec_key(self, kid: int, kvn: int, *, replace_kvn: int = 0) -> ec.EllipticCurvePublicKey:
+        """GENERATE KEY of an SD key pair on the card; its public key."""
+        cmd = generate_key_command(kid, kvn, replace_kvn=replace_kvn)
+        return parse_generated_key(self.send(self._on_channel(cmd), detail=f"GENERATE KEY {kid:02X}/{kvn:02X}"))
+
+    def store_certificates(self, kid: int, kvn: int, certificates: list[bytes]) -> None:
+        """STORE DATA of key ``kid``/``kvn``'s certificate chain (DER, leaf last)."""
+        self.send(self._on_channel(store_certificates_command(kid, kvn, certificates)), detail="STORE DATA BF21")
+
+    def store_allow_list(self, kid: int, kvn: int, serials: list[int]) -> None:
+        """STORE DATA of the OCE certificate serials CA key ``kid``/``kvn`` accepts ([]: any)."""
+        self.send(self._on_channel(store_allow_list_command(kid, kvn, serials)), detail="STORE DATA allow-list")
+
+    def store_ca_issuer(self, kid: int, kvn: int, ski: bytes, *, klcc: bool = False) -> None:
+        """STORE DATA of the CA issuer identifier (subject key identifier) of key ``kid``/``kvn``."""
+        self.send(self._on_channel(store_ca_issuer_command(kid, kvn, ski, klcc=klcc)), detail="STORE DATA CA issuer")
+
+    def certificates(self, kid: int, kvn: int) -> list[bytes]:
+        """GET DATA BF21: key ``kid``/``kvn``'s certificates, leaf last; [] when none are stored."""
+        resp = self.transceive(self._on_channel(get_certificates_command(kid, kvn)))
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
+            return []
+        return parse_certificates(resp.check("GET DATA BF21"))
+
+    def delete_scp11_keys(self, *, kid: int | None = None, kvn: int | None = None) -> None:
+        """DELETE the SCP11 keys matching ``kid`` and/or ``kvn``."""
+        self.send(self._on_channel(delete_key_command(kid=kid, kvn=kvn)), detail="DELETE SCP11 key")
 
     def set_status(self, scope: int, state: int, aid: bytes = b"") -> None:
         """SET STATUS (GPCS §11.10): P1 80 card life cycle, P1 40 lock (80) / unlock (00) an application."""

@@ -37,6 +37,7 @@ from .iso7816 import (
 from .pcsc import Connection
 from .scp02 import SCP02_LEVELS
 from .scp03 import SCP03_LEVELS, SCP03Host
+from .scp11 import SCP11_LEVEL, SCP11Host
 from .scpbase import SCPError, SCPHost
 
 __all__ = [
@@ -229,11 +230,16 @@ class SmartCardProtocol:
     def open_scp(self, host: SCPHostAny, *, kvn: int = 0, level: int | None = None) -> int:
         """INITIALIZE UPDATE and EXTERNAL AUTHENTICATE to the selected application; returns the level.
 
+        An :class:`~minidriver.scp11.SCP11Host` opens with its own handshake
+        (:meth:`open_scp11`; ``kvn`` and ``level`` are its parameters' and 33).
+
         ``level`` None picks :func:`strongest_level`. A refused or failed
         handshake raises (``ApduError`` for a refused INITIALIZE UPDATE,
         ``SCPError`` for a wrong cryptogram) and leaves the stack plain.
         """
         self.close_scp()
+        if isinstance(host, SCP11Host):
+            return self.open_scp11(host)
         iu = CommandAPDU.parse(host.initialize_update_apdu(kvn))
         data = self.send(iu, detail="INITIALIZE UPDATE")
         info = host.process_initialize_update_response(data)
@@ -250,6 +256,21 @@ class SmartCardProtocol:
         self.use_scp(host)
         log.debug("secure channel open at level %02X", level)
         return level
+
+    def open_scp11(self, host: SCP11Host) -> int:
+        """SCP11 (Amd F): the OCE certificates (11a/c), then INTERNAL / MUTUAL AUTHENTICATE; returns 33.
+
+        A refused command raises ``ApduError``; a wrong receipt ``AuthenticationError``
+        (the card does not hold the key ``host.params.pk_sd`` names). Either leaves the stack plain.
+        """
+        self.close_scp()
+        for cmd in host.certificate_commands():
+            self.send(cmd, detail="PERFORM SECURITY OPERATION (OCE certificate)")
+        data = self.send(CommandAPDU.parse(host.authenticate_apdu()), detail=f"{host.params.variant.name} authenticate")
+        host.process_authenticate_response(data)
+        self.use_scp(host)
+        log.debug("%s secure channel open at level %02X", host.params.variant.name, SCP11_LEVEL)
+        return SCP11_LEVEL
 
     def use_scp(self, host: SCPHostAny) -> None:
         """Protect later commands with ``host``, a channel the caller opened (state OPEN)."""

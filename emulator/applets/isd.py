@@ -8,7 +8,8 @@ handlers live in :mod:`.isd_manage`; key sets in :mod:`.isd_keys`; the
 content registry in :mod:`.isd_content`.
 
 Persistent state (namespace ``isd``): ``cplc``, ``iin``, ``cin``,
-``card_data``, ``card_life_cycle``, ``keysets``, ``seq/<KVN>``, ``apps``.
+``card_data``, ``card_life_cycle``, ``keysets``, ``seq/<KVN>``, ``apps``,
+``scp11`` (SCP11 keys, certificates, CA identifiers, allow-lists: :mod:`.isd_scp11`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any
 from ..gp.keys import SCPVersion, StaticKeys
 from ..gp.levels import SecurityLevel
 from ..gp.scp02 import SUPPORTED_I as SCP02_SUPPORTED_I
+from ..gp.scp11_service import SCP11Service
 from ..gp.service import SecureChannelService
 from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv
 from ..registry import Registry
 from ..store import Namespace
-from . import isd_manage
+from . import isd_manage, isd_scp11
 from .base import Applet, CommandContext, command
 from .isd_content import ISD_ELF_AID, AppRecord, CardLifeCycle, GPRegistry, LoadFile, load_records
 from .isd_keys import KeyStore, keyset_from_json, keyset_to_json
@@ -54,6 +56,9 @@ class INS(IntEnum):
     GET_STATUS = 0xF2
     INITIALIZE_UPDATE = 0x50
     INSTALL = 0xE6
+    PERFORM_SECURITY_OPERATION = 0x2A  #: SCP11a/c OCE certificate (Amd F §7.5)
+    INTERNAL_AUTHENTICATE = 0x88  #: SCP11b (Amd F §7.6)
+    GENERATE_KEY = 0xF1  #: SCP11 key pair generated on card (YubiKey's command, yubikit generate_ec_key)
     PUT_KEY = 0xD8
     SET_STATUS = 0xF0
     STORE_DATA = 0xE2
@@ -102,6 +107,8 @@ class ISDConfig:
     cin: bytes = b""
     life_cycle: CardLifeCycle = CardLifeCycle.SECURED
     keysets: tuple[StaticKeys, ...] = ()
+    #: KVN of an SCP11b key pair (KID 13) generated when the card is made; 0: none. TEST KEY.
+    scp11b_kvn: int = 0
 
     def __post_init__(self) -> None:
         if self.scp02_i not in SCP02_SUPPORTED_I:
@@ -112,6 +119,8 @@ class ISDConfig:
             raise ValueError(f"kdd must be 10 bytes, got {len(self.kdd)}")
         if not 5 <= len(self.aid) <= 16:
             raise ValueError("aid must be 5-16 bytes")
+        if not 0x00 <= self.scp11b_kvn <= 0x7F:
+            raise ValueError(f"scp11b_kvn must be 0x00-0x7F, got {self.scp11b_kvn:02X}")
 
     @classmethod
     def from_profile(cls, section: dict[str, Any]) -> ISDConfig:
@@ -129,6 +138,7 @@ class ISDConfig:
                 cin=bytes.fromhex(str(section.get("cin", ""))),
                 life_cycle=_LIFE_CYCLE_NAMES[str(section.get("life_cycle", "SECURED")).upper()],
                 keysets=tuple(keyset_from_json(k) for k in section.get("keysets", [])),
+                scp11b_kvn=int(section.get("scp11b_kvn", 0)),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"[isd] section: {exc}") from None
@@ -157,6 +167,8 @@ class ISDApplet(Applet):
         self.service = SecureChannelService(
             self.keys, sd_aid=config.aid, kdd=config.kdd, scp03_i=config.scp03_i, scp02_i=config.scp02_i, random=random
         )
+        self.scp11 = isd_scp11.SCP11Keys(store)
+        self.service.scp11 = SCP11Service(self.scp11, sd_aid=config.aid)
         #: True when this start created the card (first use of the store)
         self.fresh = store.get("cplc") is None
         if self.fresh:
@@ -180,6 +192,7 @@ class ISDApplet(Applet):
                 "keysets": json.dumps([keyset_to_json(k) for k in self.config.keysets], sort_keys=True).encode(),
                 "card_life_cycle": bytes((self.config.life_cycle,)),
                 "apps": json.dumps([r.to_json() for r in instances], sort_keys=True).encode(),
+                **({"scp11": isd_scp11.factory_scp11b(self.config.scp11b_kvn)} if self.config.scp11b_kvn else {}),
             }
         )
 
@@ -242,7 +255,7 @@ class ISDApplet(Applet):
         return encode_tlv(GPTag.CARD_RECOGNITION_DATA, recognition)
 
     def key_information(self) -> bytes:
-        return self.keys.key_information()
+        return self.keys.key_information() + self.scp11.key_information()
 
     def _data_object(self, tag: int) -> bytes | None:
         match tag:
@@ -295,6 +308,8 @@ class ISDApplet(Applet):
         tag = (cmd.p1 << 8) | cmd.p2
         value = self._data_object(tag)
         if value is None:
+            value = isd_scp11.get_data(self, tag, bytes(cmd.data))
+        if value is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"GET DATA {tag:04X}")
         return ResponseAPDU(value)
 
@@ -309,6 +324,20 @@ class ISDApplet(Applet):
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """EXTERNAL AUTHENTICATE (GPCS §11.10); 6985 without a preceding INITIALIZE UPDATE."""
         return self.service.external_authenticate(cmd, ctx)
+
+    @command(INS.PERFORM_SECURITY_OPERATION)
+    def perform_security_operation(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """PERFORM SECURITY OPERATION (Amd F §7.5): an SCP11a/c OCE certificate, to the SCP11 service."""
+        return self.service.scp11_command(cmd, ctx)
+
+    @command(INS.INTERNAL_AUTHENTICATE)
+    def internal_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """INTERNAL AUTHENTICATE (Amd F §7.6): SCP11b, to the SCP11 service."""
+        return self.service.scp11_command(cmd, ctx)
+
+    @command(INS.GENERATE_KEY, needs=_MANAGE)
+    def generate_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        return isd_scp11.generate_key_command(self, cmd)
 
     @command(INS.GET_STATUS, needs=SecurityLevel.AUTHENTICATED)
     def get_status(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:

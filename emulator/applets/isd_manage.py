@@ -31,6 +31,10 @@ from .isd_content import (
     save_records,
 )
 from .isd_keys import parse_put_key
+from .isd_scp11 import CA_KEY_IDS, SD_KEY_IDS
+from .isd_scp11 import delete as delete_scp11
+from .isd_scp11 import put_key as put_scp11_key
+from .isd_scp11 import store_data as store_scp11_data
 
 if TYPE_CHECKING:
     from .isd import ISDApplet
@@ -175,6 +179,8 @@ def _paginate(entries: list[bytes], budget: int) -> list[bytes]:
 # -- PUT KEY / DELETE -------------------------------------------------------------
 def put_key(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
     """PUT KEY (GPCS §11.8): add (P1 00) or replace a key set; keys wrapped under the DEK."""
+    if cmd.p2 & 0x7F in SD_KEY_IDS | CA_KEY_IDS:  # one SCP11 key (Amd F): P2 is its KID
+        return put_scp11_key(isd, cmd, ctx)
     if cmd.p2 & 0x7F != 0x01:
         raise CardError(SW.INCORRECT_P1P2, "PUT KEY: only complete key sets starting at key 01")
     session = ctx.session
@@ -196,6 +202,8 @@ def delete(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPD
         return ResponseAPDU(NO_RECEIPT)
     kvn = items.get(DeleteTag.KEY_VERSION)
     kid = items.get(DeleteTag.KEY_ID)
+    if delete_scp11(isd, kid, kvn):  # SCP11 keys by D0 and/or D2 (Amd F; yubikit delete_key)
+        return ResponseAPDU(NO_RECEIPT)
     if kvn is None or len(kvn) != 1:
         # single keys of an SCP key set are useless alone: only whole sets go
         raise CardError(SW.WRONG_DATA, "DELETE key needs D2 (key version)")
@@ -290,6 +298,8 @@ def store_data(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> Respons
         raise CardError(SW.WRONG_DATA, "STORE DATA: encrypted personalization data is not supported")
     if cmd.p1 & 0x18 == 0x08:
         raise CardError(SW.WRONG_DATA, "STORE DATA: DGI format is not supported; use BER-TLV")
+    if cmd.data[:1] == b"\xa6":  # SCP11 certificates, allow-list, CA identifier (A6 first)
+        return store_scp11_data(isd, bytes(cmd.data))
     changes: dict[str, bytes | None] = {}
     for item in parse_tlvs(cmd.data):
         match item.tag:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from enum import IntFlag
+from typing import Self
 
 from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU
 from .crypto import (
@@ -96,7 +97,35 @@ class SCP03Card(SessionBase):
         self._answer_due = False  # the last command was unwrapped and awaits its (R-MACed) answer
 
     def __repr__(self) -> str:
-        return f"SCP03Card(kvn={self.kvn:#04x}, i={int(self.i):#04x}, state={self.state.name})"
+        return f"{type(self).__name__}(kvn={self.kvn:#04x}, i={int(self.i):#04x}, state={self.state.name})"
+
+    @classmethod
+    def with_session_keys(
+        cls,
+        *,
+        kvn: int,
+        s_enc: bytes,
+        s_mac: bytes,
+        s_rmac: bytes,
+        s_dek: bytes,
+        chain: bytes,
+        level: SecurityLevel,
+        sd_aid: bytes,
+    ) -> Self:
+        """An OPEN session on session keys agreed by another protocol.
+
+        SCP11 (GPCS Amendment F §6.2.4-§6.2.7) runs SCP03 secure messaging on
+        the keys of its ECKA key agreement: the MAC chain starts at the
+        receipt and the encryption counter at 1. PUT KEY under such a session
+        decrypts with S-DEK (``decrypt_key`` uses the key set's DEK).
+        """
+        session = cls(StaticKeys(kvn, s_enc, s_mac, s_dek), i=int(SCP03Option.R_MAC | SCP03Option.R_ENC), sd_aid=sd_aid)
+        session._s_enc, session._s_mac, session._s_rmac = s_enc, s_mac, s_rmac
+        session._chain = bytes(chain)
+        session._enc_counter = 1
+        session._level = level
+        session.state = ChannelState.OPEN
+        return session
 
     def _wipe(self) -> None:
         self._s_enc = self._s_mac = self._s_rmac = b""

@@ -21,6 +21,8 @@ from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU
 from .keys import SCPVersion, StaticKeys
 from .scp02 import SCP02Card
 from .scp03 import SCP03Card, SCP03Option
+from .scp11 import SCP11KeyID
+from .scp11_service import SCP11Service
 
 if TYPE_CHECKING:
     from ..applets.base import CommandContext
@@ -62,6 +64,8 @@ class SecureChannelService:
         self.scp02_i = scp02_i
         #: injected so tests can force random card challenges
         self.random = random
+        #: SCP11 (Amendment F) handshakes, when the security domain has SCP11 keys
+        self.scp11: SCP11Service | None = None
 
     def new_session(self, keyset: StaticKeys, *, sd_aid: bytes) -> SecureChannelSession:
         """A fresh IDLE session for ``keyset``; allocates a sequence counter if the protocol uses one."""
@@ -97,11 +101,20 @@ class SecureChannelService:
         log.debug("channel %d: %s challenge sent for key set %02X", ctx.channel, session.protocol, keyset.kvn)
         return resp
 
+    def scp11_command(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """PERFORM SECURITY OPERATION / INTERNAL AUTHENTICATE of SCP11 (Amd F §7); 6D00 without SCP11."""
+        if self.scp11 is None:
+            raise CardError(SW.INS_NOT_SUPPORTED, "this security domain has no SCP11")
+        return self.scp11.handle(cmd, ctx)
+
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """EXTERNAL AUTHENTICATE (GPCS §11.10) on the channel's pending session; 6985 without one.
 
-        On failure the session is wiped and the runtime drops it.
+        On failure the session is wiped and the runtime drops it. Sent plain
+        (CLA 80) it is SCP11a/c's MUTUAL AUTHENTICATE (Amd F §7.6).
         """
+        if not cmd.secure_messaging and self.scp11 is not None and cmd.p2 in (SCP11KeyID.SCP11A, SCP11KeyID.SCP11C):
+            return self.scp11.handle(cmd, ctx)
         session = ctx.session
         if session is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED, "EXTERNAL AUTHENTICATE without INITIALIZE UPDATE")

@@ -269,6 +269,7 @@ ISD = Table(
         Key("iin", Type.STRING, hex_bytes(range(0, MAX_ID_LEN + 1))),
         Key("cin", Type.STRING, hex_bytes(range(0, MAX_ID_LEN + 1))),
         Key("life_cycle", Type.STRING, one_of(tuple(s.name.lower() for s in CardLifeCycle))),
+        Key("scp11b_kvn", Type.INTEGER, int_range(0x00, 0x7F, hexa=True)),  # SCP11b key pair made with the card
     ),
     arrays=(("keysets", KEYSET),),
     rules=(_isd_i, _unique("keysets", "kvn")),

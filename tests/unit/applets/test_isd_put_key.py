@@ -121,7 +121,7 @@ def test_put_key_is_one_store_write(card: VirtualCard) -> None:
 
 def test_scp02_put_key_is_decrypted_with_the_session_dek() -> None:
     des = {"scp": "02", "enc": DEFAULT_KEY.hex(), "mac": DEFAULT_KEY.hex(), "dek": DEFAULT_KEY.hex()}
-    card = make_card(make_profile(keysets=[{"kvn": 0xFF, **des}]), MemoryStore())
+    card = make_card(make_profile(keysets=[{"kvn": 0xFF, **des}], scp11b_kvn=0), MemoryStore())  # E0: SCP02 keys only
     host = GPHost(card, scp=2)
     host.open(0x01)
     new = scpbase.StaticKeys(kvn=0x20, enc=NEW_KEYS[16][0], mac=NEW_KEYS[16][1], dek=NEW_KEYS[16][2])
