@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Protocol, TypeVar, runtime_checkable
 
+from ...gp.scp11_service import SCP11INS
 from ...iso7816 import SW, TLV, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
 from ..base import Applet, CommandContext, command
 from ..isd import ISD_AID
@@ -64,6 +65,15 @@ class SecureChannelService(Protocol):
 
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """Finish ``ctx.session`` (6985 without one); a failure ends the session."""
+        ...
+
+
+@runtime_checkable
+class SCP11Capable(Protocol):
+    """A secure channel service that also opens SCP11 sessions (emulator/gp/service.py)."""
+
+    def scp11_command(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """SCP11 PERFORM SECURITY OPERATION / INTERNAL AUTHENTICATE (Amd F §7); 6D00 without SCP11."""
         ...
 
 
@@ -387,3 +397,17 @@ class PIVCardEdge(Applet):
         if self.secure_channel is None:  # pragma: no cover - a session needs the service
             return ctx.session.external_authenticate(cmd)
         return self.secure_channel.external_authenticate(cmd, ctx)
+
+    # SCP11 (Amd F): PIV over SCP11b/a/c as over SCP03, the ISD's SCP11 service does the work
+    @command(SCP11INS.PERFORM_SECURITY_OPERATION)
+    def perform_security_operation(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        return self._scp11(cmd, ctx)
+
+    @command(SCP11INS.INTERNAL_AUTHENTICATE)
+    def internal_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        return self._scp11(cmd, ctx)
+
+    def _scp11(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        if not isinstance(self.secure_channel, SCP11Capable):
+            raise CardError(SW.INS_NOT_SUPPORTED, "no SCP11 on this card")
+        return self.secure_channel.scp11_command(cmd, ctx)

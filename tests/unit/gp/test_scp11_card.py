@@ -93,12 +93,15 @@ def test_session_key_derivation_is_ansi_x963_sha256() -> None:
     # the shared secret split in two as ShSee || ShSes
     z = h("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d")
     keys = derive_session_keys(z[:12], z[12:], h("75eef81aa3041e33b80971203d2c0c52"), 16)
-    assert b"".join(keys) == h(
-        "c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e"
-        "52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf92f30d0097111485"
-        "500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269"
-        "142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"
-    )[:80]
+    assert (
+        b"".join(keys)
+        == h(
+            "c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e"
+            "52a13d9c7c6fc878c50c5ea0bc7b00e0da2447cfd874f6cf92f30d0097111485"
+            "500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269"
+            "142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"
+        )[:80]
+    )
 
 
 # -- SCP11b -------------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def test_flipped_bit_in_a_wrapped_command_closes_the_session() -> None:
 def test_scp11b_refuses_unknown_key_and_wrong_parameters() -> None:
     card = make_card()
     pk = card_scp11b_key(card)
-    host, resp = run_handshake(card, SCP11Params(kid=0x13, kvn=0x02, pk_sd=pk))
+    _, resp = run_handshake(card, SCP11Params(kid=0x13, kvn=0x02, pk_sd=pk))
     assert resp.sw == 0x6A88
     # parameters byte of tag 90 says SCP11a while P2 names the SCP11b key
     apdu = bytearray(SCP11HostFor(pk).authenticate_apdu())
@@ -291,3 +294,21 @@ def test_pso_without_ca_key_and_chain_state_survive_nothing() -> None:
     assert send_chained(card, cmd).sw == 0x6A88
     assert transmit(card, h("80 2A 03 20 03 01 02 03".replace(" ", ""))).sw == 0x6A88
     assert transmit(card, h("80 2A 03 05 00".replace(" ", ""))).sw == 0x6A86
+
+
+# -- PIV over SCP11b ------------------------------------------------------------------------------
+PIV_AID = h("A000000308")
+
+
+def test_piv_is_usable_over_scp11b_without_issuer_rights() -> None:
+    card = make_card()
+    pk = card_scp11b_key(card)
+    assert transmit(card, h("00A4040005") + PIV_AID).sw == 0x9000
+    host, resp = run_handshake(card, SCP11Params(kid=0x13, kvn=0x01, pk_sd=pk))
+    assert resp.sw == 0x9000
+    assert send_wrapped(card, host, h("0020008008313233343536FFFF")).sw == 0x9000  # VERIFY PIN, encrypted
+    assert send_wrapped(card, host, h("0020008000")).sw == 0x9000  # PIN verified in this session
+    # GENERATE ASYMMETRIC KEY needs the management key: SCP11b (OCE unauthenticated) gives no issuer rights
+    assert send_wrapped(card, host, h("0047009A05AC03800111")).sw == 0x6982
+    # a plain command inside the session ends it
+    assert transmit(card, h("0020008000")).sw == 0x6982
