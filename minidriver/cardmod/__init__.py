@@ -7,6 +7,7 @@ CardAcquireContext fills. The modules group the entry points as minidriver-spec.
 from __future__ import annotations
 
 from . import containers, crypto, pins, properties, ski, vfs  # noqa: F401 - register entry points
+from . import structs as _structs
 from .codes import MinidriverError, ScardCode, code_name
 from .containers import CardCreateContainer, CardCreateContainerEx, CardDeleteContainer, CardGetContainerInfo
 from .context import FUNCTION_TABLE, CardAcquireContext, CardDeleteContext
@@ -47,6 +48,7 @@ from .ski import (
 )
 from .ski_local import LocalInjector, inject
 from .ski_state import configure_server
+from .structs import *  # noqa: F403 - every Cardmod.h structure by its Python name
 from .types import CardData, Out
 from .vfs import (
     CardCreateDirectory,
@@ -60,6 +62,7 @@ from .vfs import (
 )
 
 __all__ = [
+    *_structs.__all__,
     "FUNCTION_TABLE",
     "CardAcquireContext",
     "CardAuthenticateChallenge",

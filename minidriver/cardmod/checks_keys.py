@@ -40,7 +40,7 @@ from .structs import (
     BcryptOaepPaddingInfo,
     BcryptPkcs1PaddingInfo,
     BcryptPssPaddingInfo,
-    CardDeriveKey,
+    CardDeriveKeyInfo,
     CardDhAgreementInfo,
     CardRsaDecryptInfo,
 )
@@ -221,7 +221,7 @@ def _ecdh_round_trip(env: CheckEnv) -> int:
     if code != 0:
         return code
     params = [(BufferType.KDF_HASH_ALGORITHM, "SHA256\0".encode("utf-16-le"))]
-    derive = CardDeriveKey(2, 0, "HASH", info.bSecretAgreementIndex, params)
+    derive = CardDeriveKeyInfo(2, 0, "HASH", info.bSecretAgreementIndex, params)
     code = cr.CardDeriveKey(env.card, derive)
     expect(code != 0 or bytes(derive.pbDerivedKey or b"") == hashlib.sha256(z).digest(), "the two sides disagree")
     cr.CardDestroyDHAgreement(env.card, info.bSecretAgreementIndex, 0)
@@ -244,7 +244,7 @@ def _derive(**kw: object) -> Callable[[CheckEnv], int]:
     def run(env: CheckEnv) -> int:
         code, _, info = _agree(env)
         expect(code == 0, f"CardConstructDHAgreement answered 0x{code:08X}")
-        derive = CardDeriveKey(2, 0, "HASH", info.bSecretAgreementIndex, None)
+        derive = CardDeriveKeyInfo(2, 0, "HASH", info.bSecretAgreementIndex, None)
         for name, value in kw.items():
             setattr(derive, name, value)
         try:

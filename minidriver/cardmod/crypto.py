@@ -46,12 +46,10 @@ from .structs import (
     BcryptOaepPaddingInfo,
     BcryptPkcs1PaddingInfo,
     BcryptPssPaddingInfo,
+    CardDeriveKeyInfo,
     CardDhAgreementInfo,
     CardRsaDecryptInfo,
     CardSigningInfo,
-)
-from .structs import (
-    CardDeriveKey as CardDeriveKeyInfo,
 )
 from .types import CardData, CardDataVersion, KeySpec, PinSet
 

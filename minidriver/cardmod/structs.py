@@ -19,7 +19,7 @@ __all__ = [
     "BcryptPssPaddingInfo",
     "CardCacheFile",
     "CardCapabilities",
-    "CardDeriveKey",
+    "CardDeriveKeyInfo",
     "CardDhAgreementInfo",
     "CardFileInfo",
     "CardFreeSpaceInfo",
@@ -234,8 +234,8 @@ class CardDhAgreementInfo:
 
 
 @dataclass
-class CardDeriveKey:
-    """CARD_DERIVE_KEY (version 1, or 2 with pwszAlgId/dwKeyLen/hKey)."""
+class CardDeriveKeyInfo:
+    """CARD_DERIVE_KEY (named CardDeriveKeyInfo: CardDeriveKey is the entry point) (version 1, or 2 with pwszAlgId/dwKeyLen/hKey)."""
 
     dwVersion: int = 2
     dwFlags: int = 0

@@ -57,7 +57,7 @@ from minidriver.cardmod.structs import (
     ContainerInfo,
 )
 from minidriver.cardmod.structs import (
-    CardDeriveKey as DeriveInfo,
+    CardDeriveKeyInfo as DeriveInfo,
 )
 from minidriver.cardmod.types import KeySpec
 

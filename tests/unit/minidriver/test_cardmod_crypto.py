@@ -29,7 +29,7 @@ from minidriver.cardmod.kdf import BufferType
 from minidriver.cardmod.rsapad import AlgId
 from minidriver.cardmod.structs import (
     BcryptPkcs1PaddingInfo,
-    CardDeriveKey,
+    CardDeriveKeyInfo,
     CardDhAgreementInfo,
     CardRsaDecryptInfo,
     CardSigningInfo,
@@ -307,7 +307,7 @@ def test_ecdh_both_sides_agree(
     blob = ecc_public_blob(peer.public_key(), ecdh=True)
     info = CardDhAgreementInfo(2, 0, 0, len(blob), blob)
     assert cr.CardConstructDHAgreement(cd, info) == 0
-    derive = CardDeriveKey(2, 0, kdf, info.bSecretAgreementIndex, params)
+    derive = CardDeriveKeyInfo(2, 0, kdf, info.bSecretAgreementIndex, params)
     assert cr.CardDeriveKey(cd, derive) == 0
     z = peer.exchange(ec.ECDH(), card_key)
     assert bytes(derive.pbDerivedKey or b"") == reference(z)  # type: ignore[operator]
@@ -335,7 +335,7 @@ def test_agreements_end_with_the_card(cd: CardData, conn: InProcessConnection) -
     conn.remove()
     assert cr.CardSignData(cd, CardSigningInfo(2, 0, 3, 0, 0, bytes(32), 32)) == C.SCARD_W_REMOVED_CARD
     conn.insert()
-    derive = CardDeriveKey(2, 0, "HASH", info.bSecretAgreementIndex, None)
+    derive = CardDeriveKeyInfo(2, 0, "HASH", info.bSecretAgreementIndex, None)
     assert cr.CardDeriveKey(cd, derive) == C.SCARD_E_INVALID_PARAMETER
 
 
