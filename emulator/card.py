@@ -48,6 +48,10 @@ class INS(IntEnum):
     EXTERNAL_AUTHENTICATE = 0x82
 
 
+#: SCP11 PERFORM SECURITY OPERATION, MUTUAL and INTERNAL AUTHENTICATE (GPCS Amendment F §7)
+SCP11_HANDSHAKE = frozenset({0x2A, 0x82, 0x88})
+
+
 class Power(IntEnum):
     OFF = 0
     ON = 1
@@ -165,6 +169,8 @@ class VirtualCard:
         exempt = cmd.ins in (INS.SELECT, INS.MANAGE_CHANNEL, INS.INITIALIZE_UPDATE) and not (
             cmd.ins == INS.SELECT and cmd.proprietary
         )
+        # a new SCP11 handshake (CLA 80) starts a new session, as INITIALIZE UPDATE does (Amd F §7)
+        exempt = exempt or (cmd.proprietary and cmd.ins in SCP11_HANDSHAKE)
         if session.level & SecurityLevel.C_MAC and not exempt:
             channel.close_session()
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "plain command inside a C-MAC session")

@@ -90,6 +90,8 @@ class SCP11Keys:
 
     def __init__(self, store: Namespace) -> None:
         self.store = store
+        #: parsed keys of the last document read (deriving a P-256 public key costs a scalar multiplication)
+        self._parsed: tuple[bytes | None, list[_Key]] = (None, [])
 
     # -- the document ----------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
@@ -104,6 +106,9 @@ class SCP11Keys:
         self.store.put(DOCUMENT, json.dumps(doc, sort_keys=True).encode())
 
     def keys(self) -> list[_Key]:
+        document = self.store.get(DOCUMENT)
+        if document is not None and document == self._parsed[0]:
+            return list(self._parsed[1])
         out = []
         for raw in self._load()["keys"]:
             if "private" in raw:
@@ -111,7 +116,8 @@ class SCP11Keys:
                 out.append(_Key(raw["kid"], raw["kvn"], private, private.public_key()))
             else:
                 out.append(_Key(raw["kid"], raw["kvn"], None, public_key_from_point(bytes.fromhex(raw["public"]))))
-        return out
+        self._parsed = (document, out)
+        return list(out)
 
     def _find(self, kid: int, kvn: int) -> _Key | None:
         return next((k for k in self.keys() if k.kid == kid and (kvn == 0 or k.kvn == kvn)), None)

@@ -240,11 +240,12 @@ def test_get_data_key_information_template(card: VirtualCard) -> None:
     assert resp.sw == SW.OK
     (template,) = parse_tlvs(resp.data)
     assert template.tag == 0xE0
-    # key id 1-3 of key set FF, AES (88) 16 bytes
+    # key id 1-3 of key set FF, AES (88) 16 bytes; SCP11b key 13 of KVN 01
     assert [(t.tag, t.value) for t in template.children()] == [
         (0xC0, h("01 FF 88 10")),
         (0xC0, h("02 FF 88 10")),
         (0xC0, h("03 FF 88 10")),
+        (0xC0, h("13 01 B1 20")),  # the default profile's SCP11b key pair (ECC private key, 32 bytes)
     ]
 
 

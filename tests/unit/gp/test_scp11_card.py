@@ -312,3 +312,13 @@ def test_piv_is_usable_over_scp11b_without_issuer_rights() -> None:
     assert send_wrapped(card, host, h("0047009A05AC03800111")).sw == 0x6982
     # a plain command inside the session ends it
     assert transmit(card, h("0020008000")).sw == 0x6982
+
+
+def test_scp11b_handshake_replaces_an_open_scp03_session() -> None:
+    card = make_card()
+    pk = card_scp11b_key(card)
+    admin = SCP03Admin(card)  # level 33 session on channel 0
+    host, resp = run_handshake(card, SCP11Params(kid=0x13, kvn=0x01, pk_sd=pk))  # plain, as INITIALIZE UPDATE
+    assert resp.sw == 0x9000
+    assert send_wrapped(card, host, h("80CA00CF00")).sw == 0x9000
+    assert admin.send(h("80CA00CF00")).sw == 0x6982  # the SCP03 session is gone
