@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from typing import Any
 
@@ -72,6 +73,12 @@ def run_demo(vc: Any, args: argparse.Namespace) -> int:
 
     if args.script and args.reader:
         raise DemoUsageError("--reader is for the interactive demo; --script uses a vpcd slot (--slot N)")
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a closed terminal or a kill: stop what the demo started, as on Ctrl-C
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     try:
         if args.script:
             card = demo_card(vc, slot=args.slot)
@@ -84,8 +91,11 @@ def run_demo(vc: Any, args: argparse.Namespace) -> int:
             return 0 if result.ok else 1
         if not sys.stdin.isatty() or not sys.stdout.isatty():
             raise DemoUsageError("the interactive demo needs a terminal; without one use: vcard demo --script")
-        reader = args.reader or vc.reader_name(args.slot or 0)
-        run_interactive(reader)
+        if args.reader:
+            run_interactive(args.reader)
+        else:
+            slot = args.slot or 0
+            run_interactive(vc.reader_name(slot), client=vc.client, slot=slot)
         return 0
     except PcscError as exc:
         print(f"vcard: demo: {exc} (is the stack up? vcard status)", file=sys.stderr)

@@ -67,6 +67,7 @@ class ApduRecord:
     lc: int
     sw: str  #: status word name, or the PC/SC error
     ms: float
+    note: str = ""  #: card side: applet, secure messaging, redaction, fault
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class Snapshot:
     script_step: str = ""
     pin_entry: int | None = None  #: digits typed so far (interactive), None when not asking
     elapsed: float = 0.0
+    card_apdus: tuple[ApduRecord, ...] = ()  #: what the card saw (the daemon's trace), when it streams
+    card_trace: bool = False
 
 
 class RecordingConnection:
@@ -141,6 +144,8 @@ class DemoApp:
         self._detail = "insert the card"
         self._readers: dict[str, ReaderLine] = {}
         self._apdus: deque[ApduRecord] = deque(maxlen=APDU_HISTORY)
+        self._card_apdus: deque[ApduRecord] = deque(maxlen=APDU_HISTORY)
+        self._card_trace = False
         self._events: deque[Event] = deque(maxlen=EVENT_HISTORY)
         self._listeners: list[Callable[[Event], None]] = []
         self._signatures = 0
@@ -200,6 +205,8 @@ class DemoApp:
                 script_step=self._script_step,
                 pin_entry=self._pin_entry,
                 elapsed=self.now(),
+                card_apdus=tuple(self._card_apdus),
+                card_trace=self._card_trace,
             )
 
     def _set_phase(self, phase: Phase, detail: str, *, cause: str = "") -> None:
@@ -216,6 +223,13 @@ class DemoApp:
     def _record_apdu(self, record: ApduRecord) -> None:
         with self._state:
             self._apdus.append(record)
+        self._on_change()
+
+    def record_card_apdu(self, record: ApduRecord) -> None:
+        """An APDU as the card saw it (emulator/demo/cardside.py feeds these)."""
+        with self._state:
+            self._card_apdus.append(record)
+            self._card_trace = True
         self._on_change()
 
     # -- life cycle -----------------------------------------------------------------------

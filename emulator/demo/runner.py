@@ -16,9 +16,10 @@ import threading
 import time
 import tty
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 from .app import DemoApp, Phase
+from .cardside import CardSideTrace
 from .script import DemoCard, ShowResult, play
 from .view import FRAME, LiveView, PlainView
 
@@ -81,8 +82,12 @@ def run_script(
             done.set()
             redraw()
 
+    card_side = CardSideTrace(card.vc.client, card.slot, app.record_card_apdu, app.now)
     try:
         app.start()
+        why_not = card_side.start()
+        if why_not is not None:
+            app.event("info", f"card-side trace unavailable: {why_not}; showing the app's own APDU log")
         worker = threading.Thread(target=show, name="demo-show", daemon=True)
         worker.start()
         _draw_loop(app, view, redraw, done, None)
@@ -91,6 +96,7 @@ def run_script(
         done.set()
         return ShowResult(failure="interrupted")
     finally:
+        card_side.stop()
         app.stop()
         view.close()
     return box[0] if box else ShowResult(failure="the show did not finish")
@@ -148,11 +154,17 @@ def _cbreak() -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def run_interactive(reader: str, *, out: TextIO = sys.stdout) -> None:
-    """The app with the keyboard, until q; pull and insert the card from another terminal."""
+def run_interactive(reader: str, *, out: TextIO = sys.stdout, client: Any = None, slot: int | None = None) -> None:
+    """The app with the keyboard, until q; pull and insert the card from another terminal.
+
+    With a vcard ``client`` and ``slot``, the view shows the card's side of the wire too.
+    """
     redraw = _Redraw()
     app = DemoApp(reader, on_change=redraw)
     app.start()
+    card_side = CardSideTrace(client, slot, app.record_card_apdu, app.now) if client and slot is not None else None
+    if card_side is not None and (why_not := card_side.start()) is not None:
+        app.event("info", f"card-side trace unavailable: {why_not}")
     view = LiveView(out)
     keys = _Keys()
     done = threading.Event()
@@ -170,5 +182,7 @@ def run_interactive(reader: str, *, out: TextIO = sys.stdout) -> None:
         pass
     finally:
         done.set()
+        if card_side is not None:
+            card_side.stop()
         app.stop()
         view.close()

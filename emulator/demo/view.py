@@ -10,6 +10,7 @@ any terminal and in tmux, and ``tmux capture-pane -e`` keeps its colours.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -19,6 +20,7 @@ from .app import Event, Phase, Snapshot
 
 __all__ = ["LiveView", "PlainView", "format_event", "render"]
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RESET = "\x1b[0m"
 BOLD = "\x1b[1m"
 DIM = "\x1b[2m"
@@ -31,6 +33,7 @@ PHASE_STYLE = {
 }
 KIND_STYLE = {"state": BOLD, "card": "\x1b[33m", "sign": "\x1b[32m", "script": "\x1b[36m", "info": ""}
 FRAME = 0.05  #: at most 20 redraws a second
+STALE = 1.0  #: seconds the card-side trace may lag the app's own log before the view falls back to it
 
 
 def format_event(ev: Event) -> str:
@@ -73,11 +76,22 @@ def render(snap: Snapshot, width: int = 80, height: int = 24, *, color: bool = T
     if snap.lock_cause:
         lines.append(_fit(f"  last lock: {snap.lock_cause}", w))
     lines.append("")
-    lines.append(style(BOLD, "Last APDUs") + style(DIM, "  (app side; command data hidden)"))
-    for a in snap.apdus[-6:]:
-        ok = a.sw.startswith("9000")
-        sw = style("\x1b[32m" if ok else "\x1b[31m", f"{_fit(a.sw, 28):<28}")
-        lines.append(f"  {a.header}  {_fit(a.name, 22):<22} Lc={a.lc:<3} {sw} {a.ms:6.1f} ms")
+    if _card_side_current(snap):
+        lines.append(
+            style(BOLD, "Last APDUs") + style(DIM, "  (as the card saw them: the daemon's trace, secrets redacted)")
+        )
+        apdus = snap.card_apdus
+    else:
+        lines.append(style(BOLD, "Last APDUs") + style(DIM, "  (app side; command data hidden)"))
+        apdus = snap.apdus
+    for a in apdus[-6:]:
+        ok = a.sw.startswith(("9000", "61"))
+        sw = style("\x1b[32m" if ok else "\x1b[31m", f"{_fit(a.sw, 18):<18}")
+        head = f"  {a.header}  {_fit(a.name, 22):<22} Lc={a.lc:<3} "
+        tail = f" {a.ms:5.1f} ms"
+        room = w - len(head) - 18 - len(tail) - 1
+        note = style(DIM, " " + _fit(a.note, room)) if a.note and room > 3 else ""
+        lines.append(f"{head}{sw}{tail}{note}")
     lines.append("")
     lines.append(style(BOLD, "Events"))
     budget = max(3, height - len(lines) - 2)
@@ -88,7 +102,20 @@ def render(snap: Snapshot, width: int = 80, height: int = 24, *, color: bool = T
         lines.append("")
     footer = f"script: {snap.script_step}" if snap.script_step else "keys: digits + Enter: PIN · s: sign loop · q: quit"
     lines.append(style(DIM, _fit(footer, w)))
-    return lines[:height]
+    return [_fit_styled(line, w) for line in lines[:height]]
+
+
+def _fit_styled(line: str, width: int) -> str:
+    """A line that is too wide for the terminal loses its styles and is cut (never wraps the screen)."""
+    plain = ANSI.sub("", line)
+    return line if len(plain) <= width else _fit(plain, width)
+
+
+def _card_side_current(snap: Snapshot) -> bool:
+    """Show the card's side while its stream keeps up with the app (else the app's own log)."""
+    if not snap.card_trace or not snap.card_apdus:
+        return False
+    return not snap.apdus or snap.card_apdus[-1].at >= snap.apdus[-1].at - STALE
 
 
 class PlainView:
