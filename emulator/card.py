@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from enum import IntEnum
 
@@ -30,8 +31,9 @@ from .iso7816 import (
     ResponseAPDU,
     sw_more_data,
 )
-from .logutil import TRAFFIC, redact_command, redact_response
+from .logutil import TRAFFIC
 from .registry import Registry
+from .trace import ApduEvent, ApduRecord, Secret
 
 __all__ = ["INS", "Power", "VirtualCard"]
 
@@ -76,6 +78,9 @@ class VirtualCard:
         self._lock = threading.RLock()
         #: called with no arguments after every power-off/reset (e.g. to end tracing of a session)
         self.on_reset: list[Callable[[], None]] = []
+        #: called with the record of every command answered (traces; see emulator/trace.py)
+        self.observer: Callable[[ApduRecord], None] | None = None
+        self._rec = ApduRecord(b"")
         self._card_ins: dict[int, Callable[[CommandAPDU, Channel], ResponseAPDU]] = {
             INS.SELECT: self._select,
             INS.MANAGE_CHANNEL: self._manage_channel,
@@ -115,8 +120,8 @@ class VirtualCard:
     def transmit(self, raw: bytes) -> bytes:
         """One command APDU in, one response APDU out. Never raises."""
         with self._lock:
-            if log.isEnabledFor(TRAFFIC):
-                log.log(TRAFFIC, "=> %s", redact_command(raw))
+            start = time.perf_counter_ns()
+            rec = self._rec = ApduRecord(raw)
             try:
                 if self.power is Power.OFF:
                     self.power_on()  # vpcd may send an APDU without a power-on first
@@ -128,9 +133,23 @@ class VirtualCard:
                 log.exception("internal error while processing an APDU; answering 6F00")
                 resp = ResponseAPDU(sw=SW.NO_PRECISE_DIAGNOSIS)
             out = bytes(resp)
+            rec.response = out
+            rec.duration_ns = time.perf_counter_ns() - start
+            if not rec.ins_name:  # failed before the runtime knew what it was: hide its data
+                rec.secret |= Secret.COMMAND
             if log.isEnabledFor(TRAFFIC):
-                log.log(TRAFFIC, "<= %s", redact_response(raw, out))
+                _log_traffic(rec)
+            if self.observer is not None:
+                self.observer(rec)
             return out
+
+    def selected_applet(self, raw: bytes) -> str:
+        """Name of the applet selected on the logical channel ``raw`` is sent on ("" if none)."""
+        cla = raw[0] if raw else 0
+        number = (cla & 0x0F) + 4 if cla & 0x40 else cla & 0x03
+        with self._lock:
+            channel = self.channels.get(number)
+            return channel.selected.name if channel is not None and channel.selected is not None else ""
 
     def _process(self, raw: bytes) -> ResponseAPDU:
         cmd = CommandAPDU.parse(raw)
@@ -139,19 +158,47 @@ class VirtualCard:
             if cmd.channel >= self.max_channels:
                 raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED, f"channel {cmd.channel}")
             raise CardError(SW.LOGICAL_CHANNEL_NOT_SUPPORTED, f"channel {cmd.channel} is not open")
+        rec = self._rec
+        rec.channel = channel.number
         if log.isEnabledFor(logging.DEBUG):
             log.debug("ch%d %s %02X %02X", channel.number, _ins_name(cmd.ins), cmd.p1, cmd.p2)
         if cmd.ins == INS.GET_RESPONSE and not cmd.proprietary:
+            rec.ins_name, rec.applet = INS.GET_RESPONSE.name, "card"
+            if channel.pending_secret:  # the rest of a secret response
+                rec.secret = Secret.RESPONSE
             return self._get_response(cmd, channel)
         channel.pending = b""
         session = channel.session
         was_open = session is not None and session.is_open
+        wrapped = cmd.secure_messaging
         cmd = self._unwrap(cmd, channel)
+        if was_open and session is not None:
+            rec.sm_level = int(session.level)
+            if wrapped and session.level & SecurityLevel.C_DECRYPTION:
+                rec.secret |= Secret.COMMAND  # decrypted under secure messaging
+        self._describe(cmd, channel)
         whole = channel.collect(cmd)
         resp = ResponseAPDU() if whole is None else self._dispatch(whole, channel)
         if was_open and session is not None and channel.session is session and session.is_open:
+            if session.level & SecurityLevel.R_ENCRYPTION and resp.data:
+                rec.secret |= Secret.RESPONSE
             resp = session.wrap(resp)
         return self._limit(resp, cmd, channel)
+
+    def _describe(self, cmd: CommandAPDU, channel: Channel) -> None:
+        """INS name, applet and secret data of ``cmd``, from the table of whoever answers it."""
+        rec = self._rec
+        if not cmd.proprietary and cmd.ins in self._card_ins:
+            rec.ins_name, rec.applet = INS(cmd.ins).name, "card"
+            return
+        applet = channel.selected
+        if applet is None:
+            rec.ins_name = _ins_name(cmd.ins)
+            rec.secret |= Secret.COMMAND  # nobody declared it: hide its data
+            return
+        name, secret = applet.describe(cmd)
+        rec.ins_name, rec.applet = name, applet.name
+        rec.secret |= secret
 
     def _unwrap(self, cmd: CommandAPDU, channel: Channel) -> CommandAPDU:
         """Secure messaging (GPCS §10.8): unwrap, or refuse a plain command."""
@@ -199,6 +246,7 @@ class VirtualCard:
         if len(resp.data) <= limit or resp.sw != SW.OK:
             return resp
         channel.pending = resp.data[limit:]
+        channel.pending_secret = bool(self._rec.secret & Secret.RESPONSE)
         return ResponseAPDU(resp.data[:limit], sw_more_data(len(channel.pending)))
 
     # -- card-level commands ---------------------------------------------------
@@ -242,6 +290,7 @@ class VirtualCard:
             channel.selected = target
         ctx = CommandContext(channel=channel.number)
         resp = target.select(cmd, ctx)
+        self._rec.applet = target.name
         log.info("channel %d: selected %s %s", channel.number, target.name, target.aid.hex().upper())
         return ResponseAPDU(b"", resp.sw) if answer == 0x0C else resp
 
@@ -285,6 +334,22 @@ class VirtualCard:
             log.info("closed logical channel %d", number)
             return ResponseAPDU()
         raise CardError(SW.INCORRECT_P1P2, f"MANAGE CHANNEL P1 {cmd.p1:02X}")
+
+
+def _log_traffic(rec: ApduRecord) -> None:
+    """The TRAFFIC lines of ``--trace``: the trace event's fields, secrets redacted as declared."""
+    ev = ApduEvent.from_record(-1, rec).redacted()
+    head = f"{ev.cla:02X} {ev.ins:02X} {ev.p1:02X} {ev.p2:02X}"
+    if ev.lc:
+        data = f"[{ev.lc} bytes redacted]" if ev.command_data is None else ev.command_data
+        log.log(TRAFFIC, "=> ch%d %s %s %s", ev.channel, ev.ins_name, head, data)
+    else:
+        log.log(TRAFFIC, "=> ch%d %s %s", ev.channel, ev.ins_name, head)
+    if ev.resp_len:
+        data = f"[{ev.resp_len} bytes redacted]" if ev.response_data is None else ev.response_data
+        log.log(TRAFFIC, "<= %s %04X %s", data, ev.sw, ev.sw_name)
+    else:
+        log.log(TRAFFIC, "<= %04X %s", ev.sw, ev.sw_name)
 
 
 def _ins_name(ins: int) -> str:

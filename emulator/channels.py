@@ -33,6 +33,8 @@ class Channel:
     chain_data: bytearray = field(default_factory=bytearray)
     #: bytes still to be fetched with GET RESPONSE
     pending: bytes = b""
+    #: ``pending`` is the rest of a response whose data is secret (traces redact it)
+    pending_secret: bool = False
 
     def close_session(self) -> None:
         if self.session is not None:
@@ -47,6 +49,7 @@ class Channel:
         self.close_session()
         self.abort_chain()
         self.pending = b""
+        self.pending_secret = False
 
     def abort_chain(self) -> None:
         self.chain_header = None

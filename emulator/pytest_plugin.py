@@ -10,10 +10,15 @@ programs with ``env=vcard_stack.env``.
 ``vcard`` (function): a fresh card from the default profile in slot 0, with
 its state in the test's tmp_path; ``vcard.remove(wait=True)`` /
 ``vcard.insert(wait=True)`` pull and re-insert it as every application sees.
+``vcard.fault(...)`` injects a fault (emulator/faults.py; cleared when the
+test ends), ``vcard.trace()`` returns what crossed the wire since the test
+started, ``vcard.reset()`` warm-resets the card through pcscd. When a test
+that uses ``vcard`` fails, its report shows the trace ("vcard trace").
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,8 +29,10 @@ from typing import Any, NoReturn
 import pytest
 
 from .control import pcsc
-from .control.api import VCard
+from .control.api import FaultInfo, VCard
 from .control.stack import StackError
+from .faults import FaultKind
+from .trace import TraceEvent, format_event
 
 __all__ = ["LiveCard", "fail_or_skip", "vcard", "vcard_stack"]
 
@@ -59,6 +66,8 @@ class LiveCard:
     stack: VCard
     slot: int
     profile: str
+    #: the daemon's event number when the fixture started: trace() shows what follows
+    trace_start: int = 0
 
     @property
     def reader(self) -> str:
@@ -73,6 +82,18 @@ class LiveCard:
 
     def remove(self, *, wait: bool = True) -> dict[str, Any]:
         return self.stack.remove(self.slot, wait=wait)
+
+    def trace(self, *, reveal: bool = False) -> list[TraceEvent]:
+        """APDUs, card events and fault hits of this slot since the fixture started (secrets redacted)."""
+        return self.stack.trace(self.slot, after=self.trace_start, reveal=reveal)
+
+    def fault(self, kind: str | FaultKind, **options: Any) -> FaultInfo:
+        """Install a fault in this card's slot; options as :meth:`VCard.fault` (ins=, sw=, count=, when=, ...)."""
+        return self.stack.fault(kind, slot=self.slot, **options)
+
+    def reset(self) -> None:
+        """A warm reset as pcscd sees it (other handles get SCARD_W_RESET_CARD); returns once done."""
+        self.stack.reset(self.slot)
 
     def connect(self) -> Any:
         """A pyscard connection (T=1) to the card."""
@@ -96,15 +117,44 @@ def vcard(vcard_stack: VCard, tmp_path: Path) -> Iterator[LiveCard]:
     profile.write_text(profile_text)
     card = LiveCard(vcard_stack, 0, str(profile))
     vcard_stack.up(private=True, insert=False)  # a previous test may have killed the daemon
+    vcard_stack.fault_clear(0)
     if vcard_stack.status().slots[0].present:
         vcard_stack.remove(0, wait=True)
+    card.trace_start = vcard_stack.trace_mark()
     card.insert(wait=True)
     try:
         yield card
     finally:
+        with contextlib.suppress(Exception):  # the daemon may be gone (a test killed it)
+            vcard_stack.fault_clear(0)
         status = vcard_stack.status()
         if status.slots and status.slots[0].present:
             vcard_stack.remove(0, wait=True)
+
+
+#: trace lines a failing test's report shows (the last ones)
+REPORT_EVENTS = 200
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that used ``vcard`` shows what crossed the wire in its report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    card = getattr(item, "funcargs", {}).get("vcard")
+    if not isinstance(card, LiveCard):
+        return
+    try:
+        events = card.trace()
+    except Exception as exc:  # the daemon may be gone: say so, keep the report
+        text = f"(no trace: {exc})"
+    else:
+        shown = events[-REPORT_EVENTS:]
+        skipped = f"({len(events) - len(shown)} earlier events not shown)\n" if len(events) > len(shown) else ""
+        text = skipped + "\n".join(format_event(e) for e in shown) if shown else "(no events)"
+    report.sections.append((f"vcard trace (slot {card.slot}, secrets redacted)", text))
 
 
 def _default_profile_with_state(state: Path) -> str:

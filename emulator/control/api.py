@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..faults import FaultKind, TearWhen
 from ..profile import Profile, ProfileError, load_profile
-from . import pcsc
-from .client import ControlClient, DaemonNotRunning, RequestFailed
+from ..trace import CardEvent, TraceEvent
+from . import messages, pcsc
+from .client import ControlClient, DaemonNotRunning, EventStream, RequestFailed
+from .messages import FaultInfo
 from .paths import SYSTEM_PCSCD_SOCKET, RuntimePaths, pcscd_client_env
 from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start_pcscd, stop_daemon, stop_pcscd
 
-__all__ = ["DaemonNotRunning", "ProfileError", "SlotStatus", "StackError", "Status", "VCard"]
+__all__ = ["DaemonNotRunning", "FaultInfo", "ProfileError", "SlotStatus", "StackError", "Status", "VCard"]
 
 DEFAULT_WAIT = 5.0
 
@@ -212,3 +216,111 @@ class VCard:
         if wait:
             pcsc.wait_for_card(self.reader_name(slot), present=False, timeout=timeout)
         return reply
+
+    # -- traces (emulator/trace.py) ----------------------------------------------------
+    def trace(
+        self, slot: int | None = None, *, last: int | None = None, after: int = 0, reveal: bool = False
+    ) -> list[TraceEvent]:
+        """The recent events the daemon holds (oldest first): APDUs, card events, fault hits.
+
+        ``after``: only events newer than a mark from :meth:`trace_mark`.
+        ``reveal``: secrets in clear (the daemon logs that you asked, with your uid).
+        """
+        reply = self.client.call(messages.Trace(slot=slot, last=last, after=after, reveal=reveal))
+        return list(reply.events)
+
+    def trace_mark(self) -> int:
+        """The newest event number now: pass it as ``after`` to see only what follows."""
+        reply = self.client.call(messages.Trace(last=0))
+        return int(reply.last_seq)
+
+    def subscribe(self, slot: int | None = None, *, last: int = 0, reveal: bool = False) -> EventStream:
+        """Stream events as they happen (``with vc.subscribe() as stream: for ev in stream: ...``)."""
+        return self.client.subscribe(slot=slot, last=last, reveal=reveal)
+
+    # -- faults (emulator/faults.py) -------------------------------------------------------
+    def fault(
+        self,
+        kind: str | FaultKind,
+        *,
+        slot: int = 0,
+        ins: int | None = None,
+        cla: int | None = None,
+        p1: int | None = None,
+        applet: str | None = None,
+        count: int | None = 1,
+        skip: int = 0,
+        sw: int | None = None,
+        delay_ms: int = 0,
+        atr: bytes | None = None,
+        when: str | TearWhen = "before",
+    ) -> FaultInfo:
+        """Install a fault in ``slot``: ``sw``, ``latency``, ``mute``, ``tear``, ``slow-atr`` or ``atr``.
+
+        It fires on the commands matching ``ins``/``cla``/``p1``/``applet`` (all:
+        any), after ``skip`` of them went through, ``count`` times (None: until
+        cleared). A refused fault raises :class:`RequestFailed` saying why.
+        """
+        request = messages.FaultAdd(
+            kind=FaultKind(kind).value,
+            slot=slot,
+            ins=ins,
+            cla=cla,
+            p1=p1,
+            applet=applet,
+            count=count,
+            skip=skip,
+            sw=sw,
+            delay_ms=delay_ms,
+            atr=None if atr is None else bytes(atr).hex(),
+            when=TearWhen(when).value,
+        )
+        return self.client.call(request).fault
+
+    def fault_list(self, slot: int | None = None) -> list[FaultInfo]:
+        return list(self.client.call(messages.FaultList(slot=slot)).faults)
+
+    def fault_clear(self, slot: int | None = None, fault_id: str | None = None) -> int:
+        """Remove one fault (``fault_id``) or all (of ``slot``, or everywhere); returns how many."""
+        return int(self.client.call(messages.FaultClear(slot=slot, id=fault_id)).cleared)
+
+    # -- reset ---------------------------------------------------------------------------
+    def reset(self, slot: int = 0, *, timeout: float = DEFAULT_WAIT) -> None:
+        """A warm reset of the card as pcscd sees it (SCardReconnect with SCARD_RESET_CARD).
+
+        Only pcscd can reset a card so that every application learns of it
+        (their handles then get SCARD_W_RESET_CARD), so this asks pcscd; it
+        returns once the daemon has seen the reset (its trace shows it).
+        """
+        _check_timeout(timeout)
+        mark = self.trace_mark()
+        _pcsc_reset(self.reader_name(slot))
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.trace(slot, after=mark)
+            if any(isinstance(e, CardEvent) and e.kind == "reset" for e in events):
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"pcscd reset the card in slot {slot} but the daemon did not see it in {timeout:g} s")
+            time.sleep(0.01)
+
+
+def _pcsc_reset(reader: str) -> None:
+    from smartcard import scard
+
+    protocols = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
+    hresult, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hresult != scard.SCARD_S_SUCCESS:
+        raise pcsc.PcscError(f"cannot reach pcscd: {scard.SCardGetErrorMessage(hresult)}")
+    try:
+        hresult, card, _ = scard.SCardConnect(ctx, reader, scard.SCARD_SHARE_SHARED, protocols)
+        if hresult != scard.SCARD_S_SUCCESS:
+            raise pcsc.PcscError(f"cannot connect to {reader!r}: {scard.SCardGetErrorMessage(hresult)}")
+        try:
+            hresult, _ = scard.SCardReconnect(card, scard.SCARD_SHARE_SHARED, protocols, scard.SCARD_RESET_CARD)
+            if hresult != scard.SCARD_S_SUCCESS:
+                raise pcsc.PcscError(f"pcscd could not reset the card: {scard.SCardGetErrorMessage(hresult)}")
+        finally:
+            scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
+    finally:
+        scard.SCardReleaseContext(ctx)

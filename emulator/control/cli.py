@@ -26,7 +26,9 @@ from ..profile import ProfileError
 from . import cli_args
 from .api import DaemonNotRunning, StackError, Status, VCard
 from .cli_demo import DemoUsageError, add_demo_parser, run_demo
+from .cli_fault import FaultUsageError, add_fault_parser, run_fault
 from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
+from .cli_trace import add_trace_parser, run_trace
 from .client import RequestFailed
 from .doctor import run_doctor
 from .paths import pcscd_client_env
@@ -144,6 +146,8 @@ def build_parser() -> Parser:
 
     add_keys_parser(sub, common=common)
     add_demo_parser(sub, common=common)
+    add_trace_parser(sub, common=common)
+    add_fault_parser(sub, common=common)
     return parser
 
 
@@ -267,6 +271,13 @@ def _cmd_keys(vc: VCard, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _cmd_fault(vc: VCard, args: argparse.Namespace) -> int:
+    try:
+        return run_fault(vc, args)
+    except FaultUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cmd_demo(vc: VCard, args: argparse.Namespace) -> int:
     try:
         return run_demo(vc, args)
@@ -283,6 +294,8 @@ COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "doctor": _cmd_doctor,
     "keys": _cmd_keys,
     "demo": _cmd_demo,
+    "trace": run_trace,
+    "fault": _cmd_fault,
 }
 
 

@@ -2,7 +2,11 @@
 
 Started by ``vcard up`` (detached), it enters pcscd's network namespace,
 connects one :class:`SlotServer` per vpcd slot and serves control requests
-(insert, remove, status, shutdown) on a Unix socket with mode 0600.
+(insert, remove, status, shutdown, trace, faults) on a Unix socket with mode
+0600. Messages are typed (:mod:`.messages`); one request per connection,
+except ``subscribe``, which streams trace events on its connection until the
+client closes it. Each subscriber has a bounded queue: one that falls behind
+is dropped with a note, so a slow reader never blocks a card.
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..factory import open_card
+from ..faults import Fault, FaultKind, FaultSpec, TearWhen
 from ..logutil import TRAFFIC
 from ..profile import ProfileError, load_profile
 from ..slot import Slot
 from ..store import Store
+from ..trace import EventHub, NoteEvent, Subscription, TraceEvent
 from ..transport.server import SlotServer
+from . import messages as m
 from .netns import enter_net_namespace, same_net_namespace
 from .paths import RuntimePaths
 from .protocol import ProtocolError, recv_message, send_message
@@ -35,6 +44,8 @@ log = logging.getLogger("emulator.daemon")
 
 VPCD_BASE_PORT = 0x8C7B  #: CHANNELID of Debian's reader.conf.d/vpcd: slot n uses port + n
 VPCD_SLOTS = 2  #: vpcd's compile-time slot count
+#: a subscriber that cannot take a line for this long is dropped
+SEND_TIMEOUT_SECONDS = 5.0
 
 
 class RequestError(Exception):
@@ -47,21 +58,28 @@ class Daemon:
     ) -> None:
         self.paths = paths
         self.state_dir = state_dir
-        self.slots = [Slot(n) for n in range(slots)]
-        self.servers = [
-            SlotServer(s, host, port + s.number, name=f"slot{s.number}", settle=settle) for s in self.slots
-        ]
+        self.events = EventHub()
+        self.events.on_drop = self._dropped
+        self.slots = [Slot(n, events=self.events) for n in range(slots)]
+        self.servers = [SlotServer(s, host, port + s.number, name=f"slot{s.number}", settle=settle) for s in self.slots]
+        for slot, server in zip(self.slots, self.servers, strict=True):
+            slot.drop_link = server.disconnect  # a tear or a mute's end closes the link at once
         self.stores: dict[int, Store] = {}
         self.started = time.time()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
-        self._ops = {
-            "ping": self._ping,
-            "status": self._status,
-            "insert": self._insert,
-            "remove": self._remove,
-            "shutdown": self._shutdown,
+        self._ops: dict[type[Any], Callable[[Any], Any]] = {
+            m.Ping: self._ping,
+            m.Status: self._status,
+            m.Insert: self._insert,
+            m.Remove: self._remove,
+            m.Shutdown: self._shutdown,
+            m.Trace: self._trace,
+            m.FaultAdd: self._fault_add,
+            m.FaultList: self._fault_list,
+            m.FaultClear: self._fault_clear,
         }
+        self._peer_uid: int | None = None  #: of the connection being served (for reveal logs)
 
     # -- life cycle -------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -115,6 +133,7 @@ class Daemon:
         for server in leaving:
             server.wait_left()
         for slot in self.slots:
+            slot.interrupt()
             slot.remove()
         for server in self.servers:
             server.stop()
@@ -135,78 +154,94 @@ class Daemon:
     def _client(self, conn: socket.socket) -> None:
         buf = bytearray()
         with conn:
+            uid = _peer_uid(conn)
             while True:
                 try:
-                    request = recv_message(conn, buf)
+                    raw = recv_message(conn, buf)
                 except (ProtocolError, OSError) as exc:
                     log.warning("control: bad request: %s", exc)
                     return
-                if request is None:
+                if raw is None:
                     return
-                reply = self.handle(request)
+                try:
+                    request = m.decode_request(raw)
+                except m.MessageError as exc:
+                    reply = m.encode_error(str(exc))
+                else:
+                    if isinstance(request, m.Subscribe):
+                        self._stream(conn, request, uid)
+                        return
+                    reply = self._handle(request, uid)
                 try:
                     send_message(conn, reply)
                 except OSError:
                     return
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = self._ops.get(str(request.get("op")))
-        if op is None:
-            return {"ok": False, "error": f"unknown operation {request.get('op')!r}"}
+        """One request as a JSON object, its reply as one (``subscribe`` needs a connection)."""
         try:
-            result = op(request)
-        except RequestError as exc:
-            return {"ok": False, "error": str(exc)}
-        except Exception as exc:  # a bug: keep serving, tell the client
-            log.exception("control: %s failed", request.get("op"))
-            return {"ok": False, "error": f"internal error ({type(exc).__name__}); see the daemon log"}
-        return {"ok": True, **result}
+            typed = m.decode_request(request)
+        except m.MessageError as exc:
+            return m.encode_error(str(exc))
+        if isinstance(typed, m.Subscribe):
+            return m.encode_error("subscribe needs its own connection")
+        return self._handle(typed, os.getuid())
 
-    def _slot(self, request: dict[str, Any]) -> Slot:
-        number = request.get("slot", 0)
-        if not isinstance(number, int) or not 0 <= number < len(self.slots):
+    def _handle(self, request: m.Request, uid: int | None) -> dict[str, Any]:
+        op = self._ops[type(request)]
+        self._peer_uid = uid
+        try:
+            return m.encode(op(request))
+        except RequestError as exc:
+            return m.encode_error(str(exc))
+        except Exception as exc:  # a bug: keep serving, tell the client
+            log.exception("control: %s failed", type(request).op)
+            return m.encode_error(f"internal error ({type(exc).__name__}); see the daemon log")
+
+    def _slot(self, number: int) -> Slot:
+        if not 0 <= number < len(self.slots):
             raise RequestError(
                 f"--slot must be 0-{len(self.slots) - 1} (vpcd has {len(self.slots)} slots), got {number}"
             )
         return self.slots[number]
 
-    def _ping(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid()}
+    def _ping(self, request: m.Ping) -> m.PingReply:
+        return m.PingReply(os.getpid())
 
-    def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _status(self, request: m.Status) -> m.StatusReply:
         slots = []
         for slot, server in zip(self.slots, self.servers, strict=True):
             info = slot.info()
             slots.append(
-                {
-                    "slot": info.number,
-                    "present": info.present,
-                    "profile": info.profile,
-                    "state_file": info.state_file,
-                    "vpcd_connected": server.connected.is_set(),
-                    "vpcd_port": server.port,
-                }
+                m.SlotState(
+                    slot=info.number,
+                    present=info.present,
+                    profile=info.profile,
+                    state_file=info.state_file,
+                    vpcd_connected=server.connected.is_set(),
+                    vpcd_port=server.port,
+                )
             )
-        return {"pid": os.getpid(), "uptime": round(time.time() - self.started, 1), "slots": slots}
+        return m.StatusReply(os.getpid(), round(time.time() - self.started, 1), tuple(slots))
 
-    def _insert(self, request: dict[str, Any]) -> dict[str, Any]:
-        slot = self._slot(request)
+    def _insert(self, request: m.Insert) -> m.InsertReply:
+        slot = self._slot(request.slot)
         if slot.card is not None:
             raise RequestError(f"slot {slot.number} already holds a card; run: vcard remove --slot {slot.number}")
         state_dir = self.state_dir  # `vcard --state-dir D insert` names its own: honoured (issue 8)
-        if request.get("state_dir") is not None:
-            if not isinstance(request["state_dir"], str) or not os.path.isabs(request["state_dir"]):
+        if request.state_dir is not None:
+            if not os.path.isabs(request.state_dir):
                 raise RequestError("state_dir must be an absolute path")
-            state_dir = Path(request["state_dir"])
+            state_dir = Path(request.state_dir)
         try:
-            profile = load_profile(request.get("profile"), state_dir=state_dir)
+            profile = load_profile(request.profile, state_dir=state_dir)
         except ProfileError as exc:
             raise RequestError(str(exc)) from None
         for other in self.slots:
             if other.state_file == str(profile.state_file):
                 raise RequestError(f"{profile.state_file} is already the card in slot {other.number}")
         set_aside = None
-        if request.get("fresh") and profile.state_file.exists():
+        if request.fresh and profile.state_file.exists():
             set_aside = _set_aside(profile.state_file)
         try:
             card, store = open_card(profile)  # a foreign/damaged file is refused; a new card is all or nothing
@@ -221,37 +256,138 @@ class Daemon:
 
         slot.insert(card, profile=profile.name, state_file=str(profile.state_file), on_remove=on_remove)
         self.servers[slot.number].connect()
-        return {
-            "slot": slot.number,
-            "profile": profile.name,
-            "state_file": str(profile.state_file),
-            "set_aside": set_aside,
-        }
+        return m.InsertReply(slot.number, profile.name, str(profile.state_file), set_aside)
 
-    def _remove(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _remove(self, request: m.Remove) -> m.RemoveReply:
         """Pull the card. Gentle by default: the APDUs sent before pcscd's next
         presence poll are answered and the link ends at that poll, so no client
         gets the empty "success" vpcd makes of a dropped link (transport/server.py).
         ``tear``: close the link now, under an APDU in flight if there is one."""
-        slot = self._slot(request)
-        tear = request.get("tear", False)
-        if not isinstance(tear, bool):
-            raise RequestError(f"tear must be true or false, got {tear!r}")
+        slot = self._slot(request.slot)
         if slot.card is None:
             raise RequestError(f"slot {slot.number} is already empty")
         server = self.servers[slot.number]
+        slot.interrupt()  # a card held mute or slow by a fault goes now
         gentle = False
-        if tear:
+        if request.tear:
             server.disconnect()
         else:
             gentle = server.leave()
-        if not slot.remove():
-            raise RequestError(f"slot {slot.number} is already empty")
-        return {"slot": slot.number, "torn": not gentle}
+        if not slot.remove(kind="remove" if gentle else "tear"):
+            return m.RemoveReply(slot.number, True)  # a fault pulled it meanwhile (an interrupted mute)
+        return m.RemoveReply(slot.number, not gentle)
 
-    def _shutdown(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _shutdown(self, request: m.Shutdown) -> m.ShutdownReply:
         self.stop()
-        return {"pid": os.getpid()}
+        return m.ShutdownReply(os.getpid())
+
+    # -- traces -------------------------------------------------------------------
+    def _reveal(self, reveal: bool, uid: int | None, what: str) -> None:
+        if reveal:  # a reveal is itself logged, with who asked
+            log.warning("control: uid %s asked for %s with secrets revealed", "unknown" if uid is None else uid, what)
+
+    def _trace(self, request: m.Trace) -> m.TraceReply:
+        if request.slot is not None:
+            self._slot(request.slot)
+        if request.last is not None and request.last < 0:
+            raise RequestError(f"--last must be 0 or more, got {request.last}")
+        self._reveal(request.reveal, self._peer_uid, "the trace")
+        events = self.events.recent(request.slot, last=request.last, after=request.after)
+        shown = tuple(e if request.reveal else e.redacted() for e in events)
+        return m.TraceReply(shown, self.events.last_seq, request.reveal)
+
+    def _stream(self, conn: socket.socket, request: m.Subscribe, uid: int | None) -> None:
+        """Serve one subscription until the client closes it or is dropped."""
+        if (request.slot is not None and not 0 <= request.slot < len(self.slots)) or request.last < 0:
+            send_message(conn, m.encode_error(f"subscribe: slot must be 0-{len(self.slots) - 1} and last 0 or more"))
+            return
+        self._reveal(request.reveal, uid, "a trace stream")
+        sub, backlog = self.events.subscribe(request.slot, last=request.last)
+        conn.settimeout(SEND_TIMEOUT_SECONDS)
+        try:
+            send_message(conn, m.encode(m.SubscribeReply(request.slot, request.reveal)))
+            for old in backlog:
+                self._send_event(conn, old, request.reveal)
+            while not self._stop.is_set():
+                event = sub.get(timeout=0.25)
+                if event is None:
+                    if sub.dropped.is_set():
+                        note = NoteEvent(-1 if request.slot is None else request.slot, "dropped: fell behind")
+                        self._send_event(conn, note, False)
+                        return
+                    if _peer_closed(conn):
+                        return
+                    continue
+                self._send_event(conn, event, request.reveal)
+        except OSError:
+            return  # the client left, or could not keep up with the socket
+        finally:
+            self.events.unsubscribe(sub)
+
+    @staticmethod
+    def _send_event(conn: socket.socket, event: TraceEvent, reveal: bool) -> None:
+        send_message(conn, m.encode_event(event if reveal else event.redacted()))
+
+    def _dropped(self, sub: Subscription) -> None:
+        log.warning("control: a trace subscriber fell %d events behind and was dropped", sub.queue.maxsize)
+
+    # -- faults --------------------------------------------------------------------
+    def _fault_add(self, request: m.FaultAdd) -> m.FaultAddReply:
+        slot = self._slot(request.slot)
+        try:
+            kind = FaultKind(request.kind)
+            when = TearWhen(request.when)
+            atr = bytes.fromhex(request.atr) if request.atr is not None else None
+            fields: dict[str, Any] = {
+                "ins": request.ins, "cla": request.cla, "p1": request.p1, "applet": request.applet,
+                "count": request.count, "skip": request.skip, "sw": request.sw,
+                "delay_ms": request.delay_ms, "atr": atr, "when": when,
+            }  # fmt: skip
+            spec = FaultSpec.mute(**fields) if kind is FaultKind.MUTE else FaultSpec(kind, **fields)
+        except ValueError as exc:
+            raise RequestError(f"fault {request.kind}: {exc}") from None
+        fault = slot.faults.add(spec)
+        log.info("slot %d: fault %s added: %s", slot.number, fault.id, spec.describe())
+        return m.FaultAddReply(_fault_info(slot.number, fault))
+
+    def _fault_list(self, request: m.FaultList) -> m.FaultListReply:
+        slots = self.slots if request.slot is None else [self._slot(request.slot)]
+        return m.FaultListReply(tuple(_fault_info(s.number, f) for s in slots for f in s.faults.list()))
+
+    def _fault_clear(self, request: m.FaultClear) -> m.FaultClearReply:
+        slots = self.slots if request.slot is None else [self._slot(request.slot)]
+        cleared = sum(s.faults.clear(request.id) for s in slots)
+        if request.id is not None and not cleared:
+            raise RequestError(f"no fault {request.id} (see: vcard fault list)")
+        return m.FaultClearReply(cleared)
+
+
+def _fault_info(slot: int, fault: Fault) -> m.FaultInfo:
+    count = fault.spec.count
+    return m.FaultInfo(
+        fault.id, slot, fault.spec.kind.value, fault.spec.describe(), fault.fired,
+        None if count is None else count - fault.fired,
+    )  # fmt: skip
+
+
+def _peer_uid(conn: socket.socket) -> int | None:
+    """The uid of the process at the other end (SO_PEERCRED: pid, uid, gid)."""
+    try:
+        _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    except OSError:
+        return None
+    return int(uid)
+
+
+def _peer_closed(conn: socket.socket) -> bool:
+    """The subscriber hung up (EOF) or sent something it should not have."""
+    try:
+        conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True  # EOF, or bytes: a subscriber sends nothing after subscribing
 
 
 def _set_aside(path: Path) -> str:
@@ -298,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop())
     if args.insert:
-        reply = daemon.handle({"op": "insert", "slot": 0, "profile": args.insert})
+        reply = daemon.handle(m.encode(m.Insert(slot=0, profile=args.insert)))
         if not reply["ok"]:
             log.error("cannot insert the card: %s", reply["error"])
             return 1

@@ -1,7 +1,9 @@
 """The control socket's wire format: one JSON object per line, each way.
 
-Request: ``{"op": "insert", "slot": 0, "profile": "default", "fresh": false}``.
-Reply: ``{"ok": true, ...}`` or ``{"ok": false, "error": "one line for a human"}``.
+Request: ``{"v": 1, "op": "insert", "slot": 0, "profile": "default", "fresh": false}``.
+Reply: ``{"v": 1, "ok": true, ...}`` or ``{"v": 1, "ok": false, "error": "one line for a human"}``.
+What each object may hold is typed in :mod:`.messages`; this module only frames.
+A ``subscribe`` request keeps the connection: event lines follow its reply.
 """
 
 from __future__ import annotations

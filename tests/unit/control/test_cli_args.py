@@ -90,8 +90,10 @@ def _actions(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action
 def test_every_slot_and_timeout_option_uses_the_shared_type() -> None:
     actions = _actions(cli.build_parser())
     slots = {prog: a for prog, a in actions if a.dest == "slot"}
-    assert set(slots) == {"vcard insert", "vcard remove", "vcard keys list", "vcard keys put", "vcard keys delete"}
-    assert all(a.type is cli_args.slot and a.default == 0 for a in slots.values())
+    assert set(slots) >= {"vcard insert", "vcard remove", "vcard keys list", "vcard keys put", "vcard keys delete"}
+    assert set(slots) >= {"vcard trace", "vcard fault add", "vcard fault list", "vcard fault clear"}
+    # None: every slot (trace, fault list/clear)
+    assert all(a.type is cli_args.slot and a.default in (0, None) for a in slots.values())
     timeouts = [a for _, a in actions if a.dest == "timeout"]
     assert len(timeouts) == 2 and all(a.type is cli_args.timeout for a in timeouts)
 
