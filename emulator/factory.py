@@ -57,10 +57,16 @@ def _piv_load_file(profile: Profile, store: Store, isd: ISDApplet | None) -> Loa
     def create(aid: bytes) -> Applet:
         if aid == PIV_INSTANCE_AID:
             return PIVApplet.from_profile(
-                store.namespace("piv"), profile.piv, secure_channel=getattr(isd, "service", None)
+                store.namespace("piv"),
+                profile.piv,
+                secure_channel=getattr(isd, "service", None),
+                persona=profile.persona,
             )
         applet = PIVApplet.from_profile(
-            store.namespace(_piv_namespace(aid)), profile.piv, secure_channel=getattr(isd, "service", None)
+            store.namespace(_piv_namespace(aid)),
+            profile.piv,
+            secure_channel=getattr(isd, "service", None),
+            persona=profile.persona,
         )
         applet.aid = aid
         return applet
@@ -84,7 +90,9 @@ def build_card(profile: Profile, store: Store) -> VirtualCard:
         initial: tuple[AppRecord, ...] = ()
         if "piv" in profile.applets:
             initial = (AppRecord(PIV_INSTANCE_AID, PIV_ELF_AID, PIV_MODULE_AID, AppLifeCycle.SELECTABLE),)
-        isd = ISDApplet.from_profile(store.namespace("isd"), profile.isd, registry=registry, initial_instances=initial)
+        isd = ISDApplet.from_profile(
+            store.namespace("isd"), profile.isd, registry=registry, initial_instances=initial, persona=profile.persona
+        )
         registry.add(isd, life_cycle=SD_PERSONALIZED, privileges=ISD_PRIVILEGES)
         for load_file in _builtin_load_files(profile, store, isd):
             isd.register_load_file(load_file)

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .personas import DEFAULT_PERSONA, Persona, persona_named
 from .profiles.schema import KNOWN_APPLETS, MAX_LOGICAL_CHANNELS, SchemaError, atr_tck_ok, validate
 
 __all__ = [
@@ -66,6 +67,8 @@ class Profile:
     isd: dict[str, Any] = field(default_factory=dict)
     piv: dict[str, Any] = field(default_factory=dict)
     source: str = "<builtin>"
+    #: the behaviours in which real tokens differ (emulator/personas.py, PERSONAS.md)
+    persona: Persona = DEFAULT_PERSONA
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.atr) <= 33 or self.atr[0] not in (0x3B, 0x3F):
@@ -91,7 +94,8 @@ class Profile:
             validate(data)
         except SchemaError as exc:
             raise ProfileError(f"{source}: {exc}") from None
-        _applets_accept(data, source)
+        persona = persona_named(data.get("persona"))
+        _applets_accept(data, source, persona)
         name = data.get("name") or Path(source).stem.strip("<>").removeprefix("builtin:")
         state = Path(data.get("state_file") or f"{name}.sqlite")
         if not state.is_absolute():
@@ -106,15 +110,19 @@ class Profile:
             isd=dict(data.get("isd", {})),
             piv=dict(data.get("piv", {})),
             source=source,
+            persona=persona,
         )
 
 
-def _applets_accept(data: dict[str, Any], source: str) -> None:
+def _applets_accept(data: dict[str, Any], source: str, persona: Persona) -> None:
     """The applets parse their tables as the card will; the schema should have caught everything."""
+    from functools import partial
+
     from .applets.isd import ISDConfig
     from .applets.piv.config import PIVConfig
 
-    for section, parse in (("isd", ISDConfig.from_profile), ("piv", PIVConfig.from_profile)):
+    piv_config = partial(PIVConfig.from_profile, persona=persona)
+    for section, parse in (("isd", ISDConfig.from_profile), ("piv", piv_config)):
         try:
             parse(data.get(section, {}))
         except (ValueError, KeyError, TypeError) as exc:

@@ -19,8 +19,8 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Any
 
 from ..gp.keys import SCPVersion, StaticKeys
 from ..gp.levels import SecurityLevel
@@ -35,7 +35,20 @@ from .base import Applet, CommandContext, command
 from .isd_content import ISD_ELF_AID, AppRecord, CardLifeCycle, GPRegistry, LoadFile, load_records
 from .isd_keys import KeyStore, keyset_from_json, keyset_to_json
 
-__all__ = ["INS", "ISD_AID", "ISD_ELF_AID", "LEGACY_ISD_AIDS", "GPTag", "ISDApplet", "ISDConfig"]
+if TYPE_CHECKING:  # personas.py imports the applets: a runtime import would be circular
+    from ..personas import Persona
+
+__all__ = [
+    "INS",
+    "ISD_AID",
+    "ISD_ELF_AID",
+    "LEGACY_ISD_AIDS",
+    "CardDataShape",
+    "GPTag",
+    "ISDApplet",
+    "ISDConfig",
+    "KeyInfoShape",
+]
 
 ISD_AID = bytes.fromhex("A000000151000000")
 #: OP/Visa "card manager" AIDs that real cards also answer to (gp-scp.md §1.1)
@@ -81,6 +94,24 @@ class GPTag(IntEnum):
     FCI_PROPRIETARY = 0xA5
     MAX_COMMAND_DATA_LEN = 0x9F65
     OID = 0x06
+
+
+class KeyInfoShape(Enum):
+    """How GET DATA ``E0`` (key information) is answered; the persona picks (emulator/personas.py)."""
+
+    #: ``E0 { C0 .. C0 .. }``: the key information template (GPCS 2.3.1 §11.3.3.1 table 11-28)
+    TEMPLATE = "template"
+    #: ``C0 .. C0 ..``: the bare list a YubiKey answers (yubikit ``get_key_information``)
+    BARE_LIST = "bare list"
+
+
+class CardDataShape(Enum):
+    """How GET DATA ``66`` (card data) is answered; the persona picks (emulator/personas.py)."""
+
+    #: ``66 { 73 { .. } }``: card data wrapping the card recognition data (GPCS 2.3.1 §H.2)
+    CARD_DATA = "66 template"
+    #: ``73 { .. }``: the recognition data alone, as a YubiKey answers (yubikit ``get_card_recognition_data``)
+    RECOGNITION_DATA = "bare 73"
 
 
 _LIFE_CYCLE_NAMES = {state.name: state for state in CardLifeCycle}
@@ -157,8 +188,15 @@ class ISDApplet(Applet):
         registry: Registry | None = None,
         initial_instances: tuple[AppRecord, ...] = (),
         random: Callable[[int], bytes] = os.urandom,
+        persona: Persona | None = None,
     ) -> None:
         super().__init__(config.aid, aliases=LEGACY_ISD_AIDS if config.aid == ISD_AID else ())
+        if persona is None:
+            from ..personas import DEFAULT_PERSONA  # here: personas.py imports the applets
+
+            persona = DEFAULT_PERSONA
+        #: how GET DATA E0 and 66 are shaped (emulator/personas.py)
+        self.persona = persona
         self.store = store
         self.config = config
         self.keys = KeyStore(store)
@@ -259,9 +297,13 @@ class ISDApplet(Applet):
 
     def _data_object(self, tag: int) -> bytes | None:
         match tag:
-            case GPTag.CARD_DATA:
+            case GPTag.CARD_DATA:  # the persona picks GPCS §H.2's 66 { 73 } or a YubiKey's bare 73
+                if self.persona.gp_card_data_shape is CardDataShape.RECOGNITION_DATA:
+                    return self.card_data()
                 return encode_tlv(GPTag.CARD_DATA, self.card_data())
-            case GPTag.KEY_INFORMATION_TEMPLATE:
+            case GPTag.KEY_INFORMATION_TEMPLATE:  # GPCS §11.3.3.1's E0 { C0.. } or a YubiKey's bare C0 list
+                if self.persona.gp_key_info_shape is KeyInfoShape.BARE_LIST:
+                    return self.key_information()
                 return encode_tlv(GPTag.KEY_INFORMATION_TEMPLATE, self.key_information())
             case GPTag.CPLC:
                 value = self.store.get("cplc")

@@ -26,6 +26,7 @@ from ..applets.piv.consts import EC_ALGORITHMS, RSA_ALGORITHMS, PinPolicy, Touch
 from ..applets.piv.credentials import MAX_RETRIES, MGMT_KEY_LEN
 from ..gp.crypto import AES_KEY_LENS, DES_KEY_LEN
 from ..gp.scp02 import SUPPORTED_I as SCP02_SUPPORTED_I
+from ..personas import PERSONAS
 from .checks import (
     KNOWN_APPLETS,
     Check,
@@ -67,6 +68,7 @@ MAX_ID_LEN = 64
 SCP_KEY_LENS = {"02": (DES_KEY_LEN,), "03": AES_KEY_LENS}
 SCP_I = {"02": SCP02_SUPPORTED_I, "03": SCP03_SUPPORTED_I}
 KEY_ALGORITHMS = tuple(a.name.lower() for a in (*RSA_ALGORITHMS, *EC_ALGORITHMS))
+DEFAULT_MGMT_KEY_LEN = 24  #: the well-known default management key 01..08 x 3
 
 
 class SchemaError(ValueError):
@@ -232,17 +234,32 @@ def _keyset_lengths(data: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _management_key(data: dict[str, Any]) -> tuple[str, str] | None:
-    """The key's length is the algorithm's (SP 800-78-4 table 6-1); no key means the 3DES default."""
+    """The key's length is the algorithm's (SP 800-78-4 table 6-1); no key means the default key.
+
+    The default key (01..08 three times, 24 bytes) is a 3DES key, and an AES-192 key on
+    YubiKey 5.7 (the persona's default algorithm); every persona's default is 24 bytes.
+    """
     name = data.get("management_key_algorithm", "3des")
     alg = MGMT_KEY_NAMES[name.lower()]
     if "management_key" not in data:
-        if alg is MGMT_KEY_NAMES["3des"]:
+        if MGMT_KEY_LEN[alg] == DEFAULT_MGMT_KEY_LEN:
             return None
-        return "management_key", f"is needed with management_key_algorithm {name!r} (the default key is 3DES)"
+        return "management_key", f"is needed with management_key_algorithm {name!r} (the default key is 24 bytes)"
     size = len(bytes.fromhex(data["management_key"]))
     if size != MGMT_KEY_LEN[alg]:
         return "management_key", f"must be {MGMT_KEY_LEN[alg]} bytes for management_key_algorithm {name!r}, got {size}"
     return None
+
+
+def _persona_fits(data: dict[str, Any]) -> tuple[str, str] | None:
+    """``[piv] version`` must be a version the persona's firmware has (emulator/personas.py)."""
+    persona = PERSONAS[data.get("persona", "gp-standard")]
+    text = data.get("piv", {}).get("version") if isinstance(data.get("piv"), dict) else None
+    if text is None:
+        return None
+    major, minor, patch = (int(v) for v in text.split("."))
+    problem = persona.version_problem((major, minor, patch))
+    return ("[piv] version", problem) if problem else None
 
 
 # -- the profile -------------------------------------------------------------------------------
@@ -306,11 +323,12 @@ PROFILE = Table(
     keys=(
         Key("name", Type.STRING, file_name),
         Key("description", Type.STRING),
+        Key("persona", Type.STRING, one_of(tuple(PERSONAS), fold=False)),
         Key("atr", Type.STRING, hex_bytes(ATR_LENS), required=True),
         Key("state_file", Type.STRING, path_text),
         Key("logical_channels", Type.INTEGER, int_range(1, MAX_LOGICAL_CHANNELS)),
         Key("applets", Type.STRING_LIST, applet_list),
     ),
     tables=(("isd", ISD), ("piv", PIV)),
-    rules=(_atr_shape,),
+    rules=(_atr_shape, _persona_fits),
 )

@@ -9,12 +9,14 @@ each one with its wire format.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ...iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
 from ...store import Namespace
 from ..base import CommandContext, command
-from .certs import attestation_certificate
+from .certs import attestation_certificate, certificate_der
 from .config import DEFAULT_MGMT_KEY, DEFAULT_PIN, DEFAULT_PUK, PIVConfig
 from .consts import (
     ASYMMETRIC_SLOTS,
@@ -29,10 +31,13 @@ from .consts import (
     TouchPolicy,
 )
 from .credentials import MAX_RETRIES, Credential, Credentials, ManagementKey, pad_pin
-from .edge import KEY_ALGORITHMS, PIVCardEdge, SecureChannelService, key_policies
-from .keys import KeyRecord, import_private_key, public_key_tlvs
+from .edge import PIVCardEdge, SecureChannelService, key_policies
+from .keys import KeyRecord, SigningKey, import_private_key, public_key_tlvs
 from .objects import ObjectID
 from .state import PIVState
+
+if TYPE_CHECKING:  # personas.py imports this package: a runtime import would be circular
+    from ...personas import Persona
 
 __all__ = ["PIVApplet"]
 
@@ -42,26 +47,40 @@ SERIAL_LEN = 4
 _MGMT_NO_TOUCH = 0xFF
 _MGMT_TOUCH = 0xFE
 _IMPORT_SLOTS = (*ASYMMETRIC_SLOTS, KeyRef.ATTESTATION)
+#: MOVE KEY P1 that deletes the key in P2 instead (YubiKey 5.7; yubikit ``PivSession.delete_key``)
+_DELETE_KEY_P1 = 0xFF
 
 
 class PIVApplet(PIVCardEdge):
     """PIV Card Application, instance AID A000000308000010000100."""
 
     def __init__(
-        self, store: Namespace, config: PIVConfig, *, secure_channel: SecureChannelService | None = None
+        self,
+        store: Namespace,
+        config: PIVConfig,
+        *,
+        secure_channel: SecureChannelService | None = None,
+        persona: Persona | None = None,
     ) -> None:
-        state = PIVState(store, config)
-        super().__init__(state, secure_channel=secure_channel)
+        super().__init__(PIVState(store, config), secure_channel=secure_channel, persona=persona)
+        state = self.state
+        state.attestation = self.persona.piv_attestation
         if not state.provisioned:
             state.provision()
 
     @classmethod
     def from_profile(
-        cls, store: Namespace, section: dict[str, Any], *, secure_channel: object | None = None
+        cls,
+        store: Namespace,
+        section: dict[str, Any],
+        *,
+        secure_channel: object | None = None,
+        persona: Persona | None = None,
     ) -> PIVApplet:
         """Build from a profile's [piv] section; the store's state wins over the profile."""
         service = secure_channel if isinstance(secure_channel, SecureChannelService) else None
-        return cls(store, PIVConfig.from_profile(section), secure_channel=service)
+        config = PIVConfig.from_profile(section, persona=persona)
+        return cls(store, config, secure_channel=service, persona=persona)
 
     # -- identification ------------------------------------------------------------
     @command(INS.GET_VERSION)
@@ -90,7 +109,9 @@ class PIVApplet(PIVCardEdge):
             ]
         elif ref == KeyRef.CARD_MANAGEMENT:
             mgmt = self.state.credentials.management_key()
-            default_key = mgmt.algorithm is Algorithm.TDES and mgmt.key == bytes.fromhex(DEFAULT_MGMT_KEY)
+            default_key = mgmt.algorithm is self.persona.piv_default_mgmt_algorithm and mgmt.key == bytes.fromhex(
+                DEFAULT_MGMT_KEY
+            )
             fields = [
                 (MetadataTag.ALGORITHM, bytes((mgmt.algorithm,))),
                 (MetadataTag.POLICY, bytes((PinPolicy.NEVER, mgmt.touch_policy))),
@@ -117,8 +138,10 @@ class PIVApplet(PIVCardEdge):
         """IMPORT ASYMMETRIC KEY: P1 algorithm, P2 slot, data: key components + AA/AB policies."""
         if cmd.p2 not in _IMPORT_SLOTS:
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT slot {cmd.p2:02X}")
-        if cmd.p1 not in KEY_ALGORITHMS:
+        if cmd.p1 not in self.persona.piv_key_algorithms:
             raise CardError(SW.INCORRECT_P1P2, f"IMPORT algorithm {cmd.p1:02X}")
+        if cmd.p2 == KeyRef.ATTESTATION and cmd.p1 == Algorithm.X25519:
+            raise CardError(SW.INCORRECT_P1P2, "the attestation key must sign; X25519 only agrees")
         self.require_mgmt(ctx)
         policies = {t.tag: t.value for t in parse_tlvs(cmd.data)}
         pin, touch = key_policies(cmd.p2, policies.get(PIVTag.PIN_POLICY), policies.get(PIVTag.TOUCH_POLICY))
@@ -126,6 +149,35 @@ class PIVApplet(PIVCardEdge):
         record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.IMPORTED)
         self.state.put_key(cmd.p2, record, key)  # key + metadata: one transaction
         log.info("imported a %s key into slot %02X", record.algorithm.name, cmd.p2)
+        return ResponseAPDU()
+
+    @command(INS.MOVE_KEY)
+    def move_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        """MOVE KEY (YubiKey 5.7): P1 target slot, P2 source slot; P1 FF deletes the key in P2.
+
+        Needs the management key. The key travels with its metadata (algorithm,
+        PIN/touch policy, origin) in one transaction; certificates stay where
+        they are. As Yubico documents it (yubico-piv-tool ``ykpiv_move_key``,
+        .NET SDK ``MoveKeyCommand``): the attestation key F9 cannot be moved (it
+        can be deleted) and the target slot must be empty (else 6985).
+        """
+        deleting = cmd.p1 == _DELETE_KEY_P1
+        target_ok = deleting or (cmd.p1 in ASYMMETRIC_SLOTS and cmd.p1 != cmd.p2)
+        if cmd.p2 not in _IMPORT_SLOTS or not target_ok or (cmd.p2 == KeyRef.ATTESTATION and not deleting):
+            raise CardError(SW.INCORRECT_P1P2, f"MOVE KEY P1P2 {cmd.p1:02X}{cmd.p2:02X}")
+        if cmd.data:
+            raise CardError(SW.WRONG_LENGTH, "MOVE KEY takes no data")
+        self.require_mgmt(ctx)
+        if self.state.key(cmd.p2) is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key in slot {cmd.p2:02X}")
+        if deleting:
+            self.state.move_key(cmd.p2, None)
+            log.info("deleted the key in slot %02X", cmd.p2)
+            return ResponseAPDU()
+        if self.state.key(cmd.p1) is not None:
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED, f"slot {cmd.p1:02X} already holds a key")
+        self.state.move_key(cmd.p2, cmd.p1)
+        log.info("moved the key in slot %02X to slot %02X", cmd.p2, cmd.p1)
         return ResponseAPDU()
 
     @command(INS.ATTEST)
@@ -139,20 +191,30 @@ class PIVApplet(PIVCardEdge):
         if record.origin is not Origin.GENERATED:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED, "only generated keys can be attested")
         signer = self.state.key(KeyRef.ATTESTATION)
-        signer_cert = _certificate(self.state.get_object(ObjectID.ATTESTATION_CERT))
+        # the F9 certificate may have been replaced by any object, compressed or not (certs.py)
+        signer_cert = certificate_der(self.state.get_object(ObjectID.ATTESTATION_CERT))
         if signer is None or signer_cert is None:
-            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "no attestation key or certificate")
-        der = attestation_certificate(
-            signer=self.state.private_key(KeyRef.ATTESTATION).key,
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "no attestation key or readable certificate")
+        signer_key = self.state.private_key(KeyRef.ATTESTATION).key
+        if isinstance(signer_key, x25519.X25519PrivateKey):  # pragma: no cover - IMPORT refuses it
+            raise CardError(SW.CONDITIONS_NOT_SATISFIED, "the attestation key cannot sign")
+        try:
+            der = self._attestation(cmd.p1, record, signer_key, signer_cert)
+        except ValueError:  # the F9 object holds bytes that are no certificate
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "the attestation certificate is unreadable") from None
+        return ResponseAPDU(der)
+
+    def _attestation(self, slot: int, record: KeyRecord, signer_key: SigningKey, signer_cert: bytes) -> bytes:
+        return attestation_certificate(
+            signer=signer_key,
             signer_cert=signer_cert,
-            subject_key=self.state.private_key(cmd.p1).public_key(),
-            slot=cmd.p1,
+            subject_key=self.state.private_key(slot).public_key(),
+            slot=slot,
             pin_policy=record.pin_policy,
             touch_policy=record.touch_policy,
             serial=self.state.serial,
             version=self.state.config.version,
         )
-        return ResponseAPDU(der)
 
     # -- credentials -----------------------------------------------------------------
     @command(INS.SET_MANAGEMENT_KEY)
@@ -205,11 +267,3 @@ class PIVApplet(PIVCardEdge):
         return ResponseAPDU()
 
 
-def _certificate(content: bytes | None) -> bytes | None:
-    """The DER certificate (tag 70) inside a certificate object's content."""
-    if content is None:
-        return None
-    for item in parse_tlvs(content):
-        if item.tag == 0x70:
-            return item.value
-    return None

@@ -4,22 +4,29 @@ Attestation (YubiKey extension, EXTENSIONS.md): the card signs, with the key
 in slot F9, a certificate for the public key of a key it generated. The
 extensions carry the firmware version, serial number and key policies
 under the OIDs PIV tools read (Yubico arc 1.3.6.1.4.1.41482.3).
+
+Certificate objects may hold a compressed certificate (CertInfo 71 = 01,
+gzip, as ``ykman piv certificates import --compress`` and yubico-piv-tool
+write them, SP 800-73-4 part 1 Table 10 "CertInfo"); the card stores them
+as data and reads one back only to sign an attestation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import zlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from .consts import PinPolicy, TouchPolicy
-from .keys import PrivateKey, PublicKey
+from ...iso7816 import CardError, parse_tlvs
+from .consts import PinPolicy, PIVTag, TouchPolicy
+from .keys import PublicKey, SigningKey
 
-__all__ = ["attestation_certificate", "parse_name", "self_signed_certificate"]
+__all__ = ["attestation_certificate", "certificate_der", "parse_name", "self_signed_certificate"]
 
 _YUBICO_ARC = "1.3.6.1.4.1.41482.3"
 OID_FIRMWARE = x509.ObjectIdentifier(f"{_YUBICO_ARC}.3")  #: 3 raw bytes: major, minor, patch
@@ -28,6 +35,8 @@ OID_POLICY = x509.ObjectIdentifier(f"{_YUBICO_ARC}.8")  #: 2 raw bytes: PIN poli
 OID_FORM_FACTOR = x509.ObjectIdentifier(f"{_YUBICO_ARC}.9")  #: 1 raw byte
 FORM_FACTOR_UNKNOWN = 0x00
 VALIDITY = dt.timedelta(days=3650)
+CERT_INFO_COMPRESSED = 0x01  #: CertInfo bit 0: the certificate is compressed (gzip)
+MAX_CERT_LEN = 64 * 1024  #: a decompressed certificate larger than this is refused (a gzip bomb)
 
 
 def parse_name(text: str) -> x509.Name:
@@ -37,7 +46,36 @@ def parse_name(text: str) -> x509.Name:
     return x509.Name.from_rfc4514_string(text)
 
 
-def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
+def certificate_der(content: bytes | None) -> bytes | None:
+    """The DER certificate of a certificate object's content (70 cert, 71 CertInfo), or None.
+
+    A compressed one (CertInfo 01) is gunzipped, at most :data:`MAX_CERT_LEN`
+    bytes; content that is not a certificate object, or does not decompress,
+    is None: the caller answers a status word, the card never breaks on it.
+    """
+    if content is None:
+        return None
+    try:
+        items = {item.tag: item.value for item in parse_tlvs(content)}
+    except (CardError, ValueError):
+        return None
+    der, info = items.get(PIVTag.CERTIFICATE), items.get(PIVTag.CERT_INFO, b"\x00")
+    if der is None or not info:
+        return None
+    if not info[0] & CERT_INFO_COMPRESSED:
+        return der
+    try:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing (RFC 1952)
+        plain = inflater.decompress(der, MAX_CERT_LEN + 1)
+    except zlib.error:
+        return None
+    return plain if len(plain) <= MAX_CERT_LEN and inflater.eof else None
+
+
+def _hash_for(key: SigningKey) -> hashes.SHA256 | hashes.SHA384 | None:
+    """The certificate's signature hash; None for Ed25519 (RFC 8410 §6: PureEdDSA)."""
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        return None
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()
     return hashes.SHA256()
@@ -47,7 +85,7 @@ def _serial() -> int:
     return int.from_bytes(os.urandom(16), "big") >> 1 or 1
 
 
-def self_signed_certificate(key: PrivateKey, subject: str, *, ca: bool = False) -> bytes:
+def self_signed_certificate(key: SigningKey, subject: str, *, ca: bool = False) -> bytes:
     """DER of a self-signed certificate for ``key`` (profile provisioning, attestation root)."""
     name = parse_name(subject)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -80,7 +118,7 @@ def self_signed_certificate(key: PrivateKey, subject: str, *, ca: bool = False) 
 
 def attestation_certificate(
     *,
-    signer: PrivateKey,
+    signer: SigningKey,
     signer_cert: bytes,
     subject_key: PublicKey,
     slot: int,

@@ -7,11 +7,14 @@ YubiKey RESET extension); after that the store wins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...iso7816 import CardError
 from .consts import ASYMMETRIC_SLOTS, MGMT_ALGORITHMS, Algorithm, PinPolicy, TouchPolicy
 from .credentials import MAX_RETRIES, ManagementKey, check_pin_format, pad_pin
+
+if TYPE_CHECKING:  # personas.py imports this package: a runtime import would be circular
+    from ...personas import Persona
 
 __all__ = ["MGMT_KEY_NAMES", "KeySpec", "PIVConfig"]
 
@@ -90,7 +93,19 @@ class PIVConfig:
             raise ValueError("[piv] keys: each slot may appear once")
 
     @classmethod
-    def from_profile(cls, section: dict[str, Any]) -> PIVConfig:
+    def from_profile(
+        cls,
+        section: dict[str, Any],
+        *,
+        persona: Persona | None = None,
+    ) -> PIVConfig:
+        """Parse a [piv] section; absent fields take the persona's defaults (emulator/personas.py).
+
+        The persona sets the management key algorithm of a new card (AES-192 on
+        YubiKey 5.7, 3DES otherwise) and the GET VERSION answer.
+        """
+        default_mgmt_algorithm = persona.piv_default_mgmt_algorithm if persona else Algorithm.TDES
+        default_version = (persona.piv_version if persona else None) or DEFAULT_VERSION
         try:
             pin = pad_pin(str(section.get("pin", DEFAULT_PIN)))
             puk = pad_pin(str(section.get("puk", DEFAULT_PUK)))
@@ -101,14 +116,16 @@ class PIVConfig:
             check_pin_format(puk, digits_only=False)
         except CardError:
             raise ValueError("[piv] pin must be 6-8 digits, puk 6-8 characters") from None
-        alg_name = str(section.get("management_key_algorithm", "3des")).lower()
-        if alg_name not in MGMT_KEY_NAMES:
+        alg_name = str(section.get("management_key_algorithm", "")).lower()
+        if alg_name and alg_name not in MGMT_KEY_NAMES:
             raise ValueError(f"[piv] management_key_algorithm must be one of {', '.join(MGMT_KEY_NAMES)}")
         try:
             mgmt = ManagementKey(
-                MGMT_KEY_NAMES[alg_name], bytes.fromhex(str(section.get("management_key", DEFAULT_MGMT_KEY)))
+                MGMT_KEY_NAMES[alg_name] if alg_name else default_mgmt_algorithm,
+                bytes.fromhex(str(section.get("management_key", DEFAULT_MGMT_KEY))),
             )
-            major, minor, patch = (int(v) for v in str(section.get("version", "5.4.3")).split("."))
+            version_text = str(section.get("version", ".".join(map(str, default_version))))
+            major, minor, patch = (int(v) for v in version_text.split("."))
         except ValueError as exc:
             raise ValueError(f"[piv] management_key/version: {exc}") from None
         keys = tuple(KeySpec.from_dict(k, f"[[piv.keys]] #{i + 1}") for i, k in enumerate(section.get("keys", [])))

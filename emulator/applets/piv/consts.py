@@ -10,6 +10,7 @@ from enum import IntEnum
 
 __all__ = [
     "ASYMMETRIC_SLOTS",
+    "CURVE25519_ALGORITHMS",
     "EC_ALGORITHMS",
     "EC_CURVE_NAMES",
     "INS",
@@ -21,6 +22,7 @@ __all__ = [
     "RETIRED_SLOTS",
     "RSA_ALGORITHMS",
     "RSA_BITS",
+    "VENDOR_INS",
     "Algorithm",
     "KeyRef",
     "MetadataTag",
@@ -131,6 +133,9 @@ class Algorithm(IntEnum):
     ECCP256 = 0x11
     ECCP384 = 0x14
     RSA4096 = 0x16
+    #: YubiKey 5.7 (not in SP 800-78-4): RFC 8032 Ed25519 signatures, RFC 7748 X25519 key agreement
+    ED25519 = 0xE0
+    X25519 = 0xE1
     #: YubiKey metadata: "this reference is a PIN" (not an algorithm)
     PIN = 0xFF
 
@@ -140,6 +145,22 @@ RSA_BITS = {Algorithm.RSA1024: 1024, Algorithm.RSA2048: 2048, Algorithm.RSA3072:
 RSA_ALGORITHMS = tuple(RSA_BITS)
 EC_CURVE_NAMES = {Algorithm.ECCP256: "secp256r1", Algorithm.ECCP384: "secp384r1"}
 EC_ALGORITHMS = tuple(EC_CURVE_NAMES)
+#: Edwards / Montgomery keys of YubiKey 5.7: 32-byte raw public keys in tag 86
+CURVE25519_ALGORITHMS = (Algorithm.ED25519, Algorithm.X25519)
+#: every vendor instruction; a persona (emulator/personas.py) says which of them the card answers
+VENDOR_INS = frozenset(
+    {
+        INS.MOVE_KEY,
+        INS.GET_METADATA,
+        INS.GET_SERIAL,
+        INS.ATTEST,
+        INS.SET_PIN_RETRIES,
+        INS.RESET,
+        INS.GET_VERSION,
+        INS.IMPORT_ASYMMETRIC_KEY,
+        INS.SET_MANAGEMENT_KEY,
+    }
+)
 
 
 class PinPolicy(IntEnum):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from ...gp.scp11_service import SCP11INS
 from ...iso7816 import SW, TLV, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
@@ -23,6 +23,7 @@ from ..base import Applet, CommandContext, command
 from ..isd import ISD_AID
 from .consts import (
     ASYMMETRIC_SLOTS,
+    CURVE25519_ALGORITHMS,
     EC_ALGORITHMS,
     INS,
     MGMT_ALGORITHMS,
@@ -30,6 +31,7 @@ from .consts import (
     PIV_AID,
     PIV_RID,
     RSA_ALGORITHMS,
+    VENDOR_INS,
     Algorithm,
     KeyRef,
     Origin,
@@ -43,16 +45,19 @@ from .objects import MAX_OBJECT_LEN, ObjectID, ReadAccess, is_valid_object, read
 from .scp_rights import has_issuer_rights
 from .state import Changes, PendingAuth, PIVState, SecurityStatus, resolve_policies
 
+if TYPE_CHECKING:  # personas.py imports this package: a runtime import would be circular
+    from ...personas import Persona
+
 __all__ = ["KEY_ALGORITHMS", "PIVCardEdge", "SecureChannelService", "key_policies"]
 
 log = logging.getLogger(__name__)
 
 _ALL_DATA_P1P2 = (0x3F, 0xFF)  #: P1 P2 of GET DATA / PUT DATA (part 2 §3.1.2)
 _RESET_STATUS_P1 = 0xFF  #: VERIFY P1 FF: reset the security status (part 2 §3.2.1)
-#: algorithms announced in the application property template
-_ADVERTISED = (*MGMT_ALGORITHMS, *RSA_ALGORITHMS, *EC_ALGORITHMS)
-KEY_ALGORITHMS = frozenset((*RSA_ALGORITHMS, *EC_ALGORITHMS))  #: asymmetric algorithms of the key slots
+#: asymmetric algorithms the key slots implement; the persona says which a card offers
+KEY_ALGORITHMS = frozenset((*RSA_ALGORITHMS, *EC_ALGORITHMS, *CURVE25519_ALGORITHMS))
 _Policy = TypeVar("_Policy", PinPolicy, TouchPolicy)
+_ALGORITHM_ORDER = (*RSA_ALGORITHMS, *EC_ALGORITHMS, *CURVE25519_ALGORITHMS)
 
 
 @runtime_checkable
@@ -114,11 +119,21 @@ def key_policies(slot: int, pin: bytes | None, touch: bytes | None) -> tuple[Pin
 class PIVCardEdge(Applet):
     name = "piv"
 
-    def __init__(self, state: PIVState, *, secure_channel: SecureChannelService | None = None) -> None:
+    def __init__(
+        self, state: PIVState, *, secure_channel: SecureChannelService | None = None, persona: Persona | None = None
+    ) -> None:
         super().__init__(PIV_AID)
+        if persona is None:
+            from ...personas import DEFAULT_PERSONA  # here: personas.py imports this package
+
+            persona = DEFAULT_PERSONA
         self.state = state
         self.secure_channel = secure_channel
+        #: the switches of emulator/personas.py: vendor instructions, algorithms, policies
+        self.persona = persona
         self._status: dict[int, SecurityStatus] = {}
+        #: algorithms announced in the application property template: management, then the slots'
+        self._advertised = (*MGMT_ALGORITHMS, *(a for a in _ALGORITHM_ORDER if a in persona.piv_key_algorithms))
 
     # -- transient state -------------------------------------------------------
     def status(self, ctx: CommandContext) -> SecurityStatus:
@@ -138,6 +153,9 @@ class PIVCardEdge(Applet):
         relies on this to drop it with an arbitrary GET DATA).
         """
         st = self.status(ctx)
+        if cmd.ins in VENDOR_INS and not self.persona.piv_answers(cmd.ins):
+            st.pin_always = False
+            raise CardError(SW.INS_NOT_SUPPORTED, f"INS {cmd.ins:02X} is not offered by persona {self.persona.name}")
         try:
             return super().process(cmd, ctx)
         finally:
@@ -151,7 +169,7 @@ class PIVCardEdge(Applet):
 
     # -- SELECT (part 2 §3.1.1) --------------------------------------------------
     def select(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
-        algorithms = b"".join(encode_tlv(PIVTag.ALGORITHM, bytes((a,))) for a in _ADVERTISED)
+        algorithms = b"".join(encode_tlv(PIVTag.ALGORITHM, bytes((a,))) for a in self._advertised)
         body = [
             encode_tlv(PIVTag.AID, PIV_AID[len(PIV_RID) :]),
             encode_tlv(PIVTag.COEXISTENT_TAG_ALLOCATION_AUTHORITY, encode_tlv(PIVTag.AID, PIV_RID)),
@@ -345,9 +363,9 @@ class PIVCardEdge(Applet):
         elif challenge and key.is_rsa:
             result = key.rsa_private_operation(challenge)
         elif challenge:
-            result = key.ecdsa_sign(challenge)
+            result = key.sign(challenge)  # ECDSA over the host's digest; Ed25519 over the message
         else:
-            raise CardError(SW.WRONG_DATA, "expected 81 challenge, or 85 peer point for an EC key")
+            raise CardError(SW.WRONG_DATA, "expected 81 challenge, or 85 peer point for an EC/X25519 key")
         log.debug("private key operation with slot %02X", slot)
         body = encode_tlv(PIVTag.RESPONSE, result)
         return ResponseAPDU(encode_tlv(PIVTag.DYNAMIC_AUTH_TEMPLATE, body))
@@ -369,8 +387,10 @@ class PIVCardEdge(Applet):
         self.require_mgmt(ctx)
         items = children(single_tlv(cmd.data, PIVTag.CRYPTOGRAPHIC_ALGORITHMS))
         raw_alg = items.get(PIVTag.ALGORITHM, b"")
-        if len(raw_alg) != 1 or raw_alg[0] not in KEY_ALGORITHMS:
+        if len(raw_alg) != 1 or raw_alg[0] not in self.persona.piv_key_algorithms:
             raise CardError(SW.WRONG_DATA, "unsupported algorithm")
+        if not self.persona.piv_key_policies and {PIVTag.PIN_POLICY, PIVTag.TOUCH_POLICY} & items.keys():
+            raise CardError(SW.WRONG_DATA, "PIN/touch policy tags AA/AB are a vendor extension")
         pin, touch = key_policies(cmd.p2, items.get(PIVTag.PIN_POLICY), items.get(PIVTag.TOUCH_POLICY))
         alg = Algorithm(raw_alg[0])
         key = generate_private_key(alg)

@@ -5,7 +5,9 @@ are one record, so a write of that record can never leave a key with
 another key's metadata. Private operations follow SP 800-73-4 part 2
 §3.2.4 / SP 800-78-4: RSA is the raw private exponentiation of a block
 the host padded, ECDSA signs the digest the host computed, ECDH returns
-the x coordinate of the shared point.
+the x coordinate of the shared point. YubiKey 5.7's Ed25519 signs the whole
+message the host sends (RFC 8032: PureEdDSA hashes internally) and X25519
+takes the peer's 32-byte u-coordinate (RFC 7748 §5), as yubikit sends them.
 
 A slot's key is parsed once into a :class:`SlotKey` (cached by
 :class:`~.state.PIVState`), which also holds what each private operation
@@ -22,7 +24,7 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
@@ -41,6 +43,7 @@ __all__ = [
     "KeyRecord",
     "PrivateKey",
     "PublicKey",
+    "SigningKey",
     "SlotKey",
     "algorithm_of",
     "generate_private_key",
@@ -48,8 +51,13 @@ __all__ = [
     "public_key_tlvs",
 ]
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | x25519.X25519PublicKey
+#: keys that can sign an X.509 certificate (an X25519 key only agrees)
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+#: the private key types a slot may hold, for isinstance checks
+_PRIVATE_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey)
+CURVE25519_KEY_LEN = 32  #: Ed25519 and X25519 private and public keys (RFC 8032 §5.1.5, RFC 7748 §5)
 
 RSA_EXPONENT = 65537  #: the only public exponent PIV cards generate or import
 _CURVES: dict[Algorithm, ec.EllipticCurve] = {Algorithm.ECCP256: ec.SECP256R1(), Algorithm.ECCP384: ec.SECP384R1()}
@@ -83,6 +91,9 @@ class ImportTag(IntEnum):
     RSA_DQ = 0x04
     RSA_QINV = 0x05
     EC_PRIVATE = 0x06
+    #: YubiKey 5.7: the 32-byte raw private keys (yubikit ``PivSession.put_key``)
+    ED25519_PRIVATE = 0x07
+    X25519_PRIVATE = 0x08
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +144,16 @@ class KeyRecord:
 
     def private_key(self) -> PrivateKey:
         key = serialization.load_der_private_key(self.der, password=None)
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        if not isinstance(key, _PRIVATE_TYPES):
             raise ValueError(f"stored key is a {type(key).__name__}")  # pragma: no cover
         return key
 
 
 def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
+        return Algorithm.ED25519
+    if isinstance(key, (x25519.X25519PrivateKey, x25519.X25519PublicKey)):
+        return Algorithm.X25519
     if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
         for alg, bits in RSA_BITS.items():
             if bits == key.key_size:
@@ -155,11 +170,15 @@ def generate_private_key(alg: Algorithm) -> PrivateKey:
         return rsa.generate_private_key(RSA_EXPONENT, RSA_BITS[alg])
     if alg in _CURVES:
         return ec.generate_private_key(_CURVES[alg])
+    if alg is Algorithm.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
+    if alg is Algorithm.X25519:
+        return x25519.X25519PrivateKey.generate()
     raise CardError(SW.WRONG_DATA, f"cannot generate a key of algorithm {alg:02X}")
 
 
 def import_private_key(alg: Algorithm, data: bytes) -> PrivateKey:
-    """Build a key from the CRT components (01..05) or the EC scalar (06)."""
+    """Build a key from the CRT components (01..05), the EC scalar (06) or a raw 25519 key (07, 08)."""
     fields = {t.tag: t.value for t in parse_tlvs(data)}
     try:
         if alg in RSA_BITS:
@@ -174,6 +193,10 @@ def import_private_key(alg: Algorithm, data: bytes) -> PrivateKey:
         elif alg in _CURVES:
             scalar = int.from_bytes(fields[ImportTag.EC_PRIVATE], "big")
             key = ec.derive_private_key(scalar, _CURVES[alg])
+        elif alg is Algorithm.ED25519:
+            key = ed25519.Ed25519PrivateKey.from_private_bytes(_raw_25519(fields[ImportTag.ED25519_PRIVATE]))
+        elif alg is Algorithm.X25519:
+            key = x25519.X25519PrivateKey.from_private_bytes(_raw_25519(fields[ImportTag.X25519_PRIVATE]))
         else:
             raise CardError(SW.INCORRECT_P1P2, f"cannot import a key of algorithm {alg:02X}")
     except KeyError as exc:
@@ -185,8 +208,20 @@ def import_private_key(alg: Algorithm, data: bytes) -> PrivateKey:
     return key
 
 
+def _raw_25519(value: bytes) -> bytes:
+    if len(value) != CURVE25519_KEY_LEN:
+        raise CardError(SW.WRONG_DATA, f"a 25519 private key is {CURVE25519_KEY_LEN} bytes, got {len(value)}")
+    return value
+
+
 def public_key_tlvs(key: PublicKey) -> bytes:
-    """Public key data objects (part 2 Table 10): 81 modulus, 82 exponent, or 86 point."""
+    """Public key data objects (part 2 Table 10): 81 modulus, 82 exponent, or 86 point.
+
+    Ed25519 and X25519 public keys travel raw (32 bytes) in 86, as YubiKey 5.7 answers.
+    """
+    if isinstance(key, (ed25519.Ed25519PublicKey, x25519.X25519PublicKey)):
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return encode_tlv(PIVTag.EC_POINT, raw)
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         n_len = (key.key_size + 7) // 8
@@ -206,9 +241,14 @@ class SlotKey:
     def __init__(self, key: PrivateKey) -> None:
         self.key = key
         self.is_rsa = isinstance(key, rsa.RSAPrivateKey)
-        self._curve = None if isinstance(key, rsa.RSAPrivateKey) else key.curve
-        bits = key.key_size if self._curve is None else self._curve.key_size
-        self.size = (bits + 7) // 8  #: bytes of the RSA modulus or of the EC group order
+        self._curve = key.curve if isinstance(key, ec.EllipticCurvePrivateKey) else None
+        if isinstance(key, rsa.RSAPrivateKey):
+            bits = key.key_size
+        elif self._curve is not None:
+            bits = self._curve.key_size
+        else:
+            bits = 8 * CURVE25519_KEY_LEN
+        self.size = (bits + 7) // 8  #: bytes of the RSA modulus, of the EC group order, or of a 25519 key
         self._crt: tuple[int, int, int, int, int, int] | None = None  #: n, p, q, dp, dq, qinv (RSA, lazily)
 
     def public_key(self) -> PublicKey:
@@ -267,6 +307,14 @@ class SlotKey:
         except (UnsupportedAlgorithm, ValueError):  # e.g. MD5 refused by the OpenSSL build
             return None
 
+    def sign(self, challenge: bytes) -> bytes:
+        """The signature of an EC or Ed25519 key over the 81 challenge (an X25519 key cannot sign: 6A80)."""
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            return self.key.sign(challenge)  # RFC 8032 §5.1.6: the whole message; 64 bytes R || S
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            return self.ecdsa_sign(challenge)
+        raise CardError(SW.WRONG_DATA, "an X25519 key agrees (85), it does not sign (81)")
+
     def ecdsa_sign(self, digest: bytes) -> bytes:
         """ECDSA over a digest the host computed; answer is the DER Ecdsa-Sig-Value.
 
@@ -281,9 +329,20 @@ class SlotKey:
         return key.sign(digest[:size].rjust(size, b"\x00"), _ECDSA[size])
 
     def ecdh(self, point: bytes) -> bytes:
-        """Shared secret (x coordinate) with the peer's uncompressed point (SP 800-73-4 §3.2.4)."""
+        """Shared secret with the peer's public key (SP 800-73-4 §3.2.4; RFC 7748 §6.1 for X25519).
+
+        EC: the peer's uncompressed point, answer the x coordinate. X25519: the
+        peer's 32-byte u-coordinate, answer the 32-byte shared secret; an
+        all-zero result (a small-order peer point) is refused.
+        """
         key = self.key
-        assert isinstance(key, ec.EllipticCurvePrivateKey) and self._curve is not None
+        if isinstance(key, x25519.X25519PrivateKey):
+            try:
+                return key.exchange(x25519.X25519PublicKey.from_public_bytes(point))
+            except ValueError:
+                raise CardError(SW.WRONG_DATA, "peer key is not a usable X25519 public key") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or self._curve is None:
+            raise CardError(SW.WRONG_DATA, "an Ed25519 key signs (81), it does not agree (85)")
         try:
             peer = ec.EllipticCurvePublicKey.from_encoded_point(self._curve, point)
         except ValueError:

@@ -27,11 +27,13 @@ import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
+
 from ...iso7816 import SW, CardError
 from ...store import Namespace
 from .certs import self_signed_certificate
 from .config import PIVConfig
-from .consts import Algorithm, KeyRef, Origin, PinPolicy, TouchPolicy
+from .consts import KeyRef, Origin, PinPolicy, TouchPolicy
 from .credentials import Credential, Credentials
 from .keys import KeyRecord, PrivateKey, SlotKey, generate_private_key
 from .objects import ObjectID, cert_object_for_slot, certificate_object, default_ccc, default_chuid, default_discovery
@@ -108,9 +110,11 @@ class _CachedKey:
 class PIVState:
     """Typed access to the applet's namespace; creates a new card's state."""
 
-    def __init__(self, store: Namespace, config: PIVConfig) -> None:
+    def __init__(self, store: Namespace, config: PIVConfig, *, attestation: bool = True) -> None:
         self.store = store
         self.config = config
+        #: a new card gets an attestation key in F9 and its certificate (the persona decides)
+        self.attestation = attestation
         self.credentials = Credentials(store)
         self._slots: dict[int, _CachedKey] = {}
 
@@ -124,21 +128,22 @@ class PIVState:
         changes: Changes = {"serial": new_serial().to_bytes(SERIAL_LEN, "big")}
         changes |= self.factory_credentials()
         changes |= self.fresh_identity()
-        attest_key = generate_private_key(Algorithm.ECCP256)
-        changes |= self.key_change(
-            KeyRef.ATTESTATION,
-            KeyRecord.create(
-                attest_key, pin_policy=PinPolicy.NEVER, touch_policy=TouchPolicy.NEVER, origin=Origin.GENERATED
-            ),
-        )
-        attest_cert = self_signed_certificate(attest_key, self.config.attestation_subject, ca=True)
-        changes |= self.object_change(ObjectID.ATTESTATION_CERT, certificate_object(attest_cert))
+        if self.attestation:
+            attest_key = ec.generate_private_key(ec.SECP256R1())
+            changes |= self.key_change(
+                KeyRef.ATTESTATION,
+                KeyRecord.create(
+                    attest_key, pin_policy=PinPolicy.NEVER, touch_policy=TouchPolicy.NEVER, origin=Origin.GENERATED
+                ),
+            )
+            attest_cert = self_signed_certificate(attest_key, self.config.attestation_subject, ca=True)
+            changes |= self.object_change(ObjectID.ATTESTATION_CERT, certificate_object(attest_cert))
         for spec in self.config.keys:
             key = generate_private_key(spec.algorithm)
             pin, touch = resolve_policies(spec.slot, spec.pin_policy, spec.touch_policy)
             record = KeyRecord.create(key, pin_policy=pin, touch_policy=touch, origin=Origin.GENERATED)
             changes |= self.key_change(spec.slot, record)
-            if spec.self_signed_subject:
+            if spec.self_signed_subject and not isinstance(key, x25519.X25519PrivateKey):
                 cert = self_signed_certificate(key, spec.self_signed_subject)
                 changes |= self.object_change(cert_object_for_slot(spec.slot), certificate_object(cert))
         self.store.put_many(changes)
@@ -210,6 +215,23 @@ class PIVState:
         raw = bytes(record)
         self.write({_key_name(slot): raw})
         self._slots[slot] = _CachedKey(raw, record, SlotKey(key))
+
+    def move_key(self, source: int, target: int | None) -> None:
+        """Move ``source``'s record (key and metadata) to ``target``, or delete it (None): one transaction.
+
+        Certificates and other objects are not touched (YubiKey 5.7 MOVE KEY).
+        6A88 when ``source`` is empty.
+        """
+        raw = self.store.get(_key_name(source))
+        if raw is None:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key in slot {source:02X}")
+        changes: Changes = {_key_name(source): None}
+        if target is not None:
+            changes[_key_name(target)] = raw
+        self.write(changes)
+        cached = self._slots.pop(source, None)
+        if target is not None and cached is not None:
+            self._slots[target] = cached  # the same stored bytes: the parsed key is still right
 
     @staticmethod
     def object_change(tag: int, value: bytes | None) -> Changes:
