@@ -61,6 +61,7 @@ class GPTag(IntEnum):
 # -- decoded objects --------------------------------------------------------------
 _KEY_TYPES = {0x80: "3DES", 0x88: "AES"}
 _KEY_IDS = {0x01: "ENC", 0x02: "MAC", 0x03: "DEK"}
+_SCP11_KEYS = {0x10: "OCE CA key", 0x11: "SCP11a key", 0x13: "SCP11b key", 0x15: "SCP11c key"}  #: Amendment F KIDs
 _CARD_STATES = {0x01: "OP_READY", 0x07: "INITIALIZED", 0x0F: "SECURED", 0x7F: "CARD_LOCKED", 0xFF: "TERMINATED"}
 _APP_STATES = {0x03: "INSTALLED", 0x07: "SELECTABLE", 0x0F: "PERSONALIZED"}
 
@@ -178,9 +179,18 @@ def _hex(b: bytes) -> str:
 
 
 def format_key_info(keys: list[KeyInfo], *, factory_hint: str = "replace it with PUT KEY") -> list[str]:
-    """One line per key set; never key values (there are none to show: the card keeps them)."""
+    """One line per key set; never key values (there are none to show: the card keeps them).
+
+    SCP11 keys (KID 10-2F, GPCS Amendment F) are one line each: ``SCP11b key 13/01: P-256 key pair``.
+    """
     by_kvn: dict[int, list[KeyInfo]] = {}
+    scp11 = []
     for k in keys:
+        if k.kid in _SCP11_KEYS or 0x20 <= k.kid <= 0x2F:
+            what = _SCP11_KEYS.get(k.kid, "OCE CA key")
+            kind = "P-256 key pair" if k.key_type == 0xB1 else "P-256 public key"
+            scp11.append(f"{what} 0x{k.kid:02X}/0x{k.kvn:02X}: {kind}")
+            continue
         by_kvn.setdefault(k.kvn, []).append(k)
     lines = []
     for kvn, members in by_kvn.items():
@@ -189,7 +199,7 @@ def format_key_info(keys: list[KeyInfo], *, factory_hint: str = "replace it with
         ids = ", ".join(f"{k.kid:02X} {_KEY_IDS.get(k.kid, '?')}" for k in sorted(members, key=lambda k: k.kid))
         note = f"  (factory test key set: {factory_hint})" if kvn == FACTORY_KVN else ""
         lines.append(f"key set 0x{kvn:02X}: {scp} {'/'.join(algorithms)}, keys {ids}{note}")
-    return lines
+    return lines + scp11
 
 
 def format_registry(entries: list[RegistryEntry]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`vcard keys list|put|delete` and the registry lines of `vcard status`.
+"""`vcard keys list|put|generate|delete` and the registry lines of `vcard status`.
 
 Every command opens a real secure channel (SCP03 or SCP02, whichever the
 card's key set is) over PC/SC, through :mod:`minidriver.gp`. Key values are
@@ -7,6 +7,12 @@ parsed here and never printed: not in output, not in error messages.
 Keys on the command line end up in shell history; they are meant for test
 keys. ``--keys-file``/``--auth-keys-file`` read a TOML or JSON file with
 ``enc``, ``mac`` and ``dek`` (hex; or one ``key`` for all three).
+
+SCP11 keys (GPCS Amendment F) are named by ``--kid``: ``keys generate --kid 13
+--kvn 2`` makes a key pair on the card and prints its public key (PEM);
+``keys put --kid 13 --kvn 2 --pem sk.pem`` imports a P-256 private key (KID
+11/13/15) or, for KID 10 / 20-2F, an OCE CA public key or certificate;
+``keys delete --kid 13 --kvn 2`` deletes one. ``keys list`` shows them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,10 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from minidriver.gp import DEFAULT_TEST_KEY, HOST_ERRORS, GPSession, factory_keys_listed, logical_channel
 from minidriver.gpobjects import FACTORY_KVN, format_key_info, format_registry
@@ -70,8 +80,15 @@ def add_keys_parser(sub: Any, *, common: argparse.ArgumentParser | None = None) 
     put.add_argument("--dek", help="new DEK key, hex; TEST KEYS ONLY")
     put.add_argument("--keys-file", help="TOML/JSON file with the new enc, mac, dek (hex) and optionally kvn")
     put.add_argument("--replace", help="key version to replace (default: add a new key set)")
-    delete = ksub.add_parser("delete", parents=[auth], help="delete a key set (DELETE key)")
+    put.add_argument("--kid", help="SCP11 key: 11/13/15 (key pair, --pem private key) or 10, 20-2F (OCE CA key)")
+    put.add_argument("--pem", help="PEM file of the SCP11 key: a P-256 private key, or a CA public key/certificate")
+    gen = ksub.add_parser("generate", parents=[auth], help="generate an SCP11 key pair on the card (P-256)")
+    gen.add_argument("--kid", required=True, help="11 (SCP11a), 13 (SCP11b) or 15 (SCP11c)")
+    gen.add_argument("--kvn", required=True, help="key version, 0x01-0x7F")
+    gen.add_argument("--replace", help="key version to replace (default: add)")
+    delete = ksub.add_parser("delete", parents=[auth], help="delete a key set or an SCP11 key (DELETE key)")
     delete.add_argument("--kvn", required=True, help="key version to delete")
+    delete.add_argument("--kid", help="SCP11 key identifier (10-2F) to delete with --kvn")
 
 
 # -- argument parsing ------------------------------------------------------------------
@@ -186,6 +203,79 @@ def new_keys(args: argparse.Namespace) -> StaticKeys:
     return StaticKeys(kvn=kvn, enc=enc, mac=mac, dek=dek)
 
 
+SCP11_SD_KIDS = (0x11, 0x13, 0x15)
+SCP11_KIDS = range(0x10, 0x30)
+
+
+def _scp11_kid(option: str, text: str, allowed: tuple[int, ...] | range) -> int:
+    value = _number(option, text if text.lower().startswith("0x") else f"0x{text}")
+    if value not in allowed:
+        names = " ".join(f"{k:02X}" for k in allowed) if isinstance(allowed, tuple) else "10-2F"
+        raise KeysUsageError(f"{option} must be one of {names}, got {text}")
+    return value
+
+
+def scp11_key(kid: int, path: str) -> ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey:
+    """The P-256 key of ``--pem``: a private key for SD key pairs, a public key or certificate for CA keys."""
+    file = Path(path)
+    try:
+        raw, mode = read_small_file(file, MAX_KEYS_FILE)
+    except (OSError, ValueError) as exc:
+        raise KeysUsageError(f"--pem: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    key: object
+    try:
+        if kid in SCP11_SD_KIDS:
+            key = serialization.load_pem_private_key(raw, None)
+        elif b"CERTIFICATE" in raw:
+            key = x509.load_pem_x509_certificate(raw).public_key()
+        else:
+            key = serialization.load_pem_public_key(raw)
+    except (ValueError, TypeError):
+        kind = "an unencrypted PEM private key" if kid in SCP11_SD_KIDS else "a PEM public key or certificate"
+        raise KeysUsageError(f"--pem: {path} is not {kind}") from None
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) or not isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        raise KeysUsageError(f"--pem: {path} must hold a P-256 (secp256r1) key")
+    if isinstance(key, ec.EllipticCurvePrivateKey) and mode & 0o077:
+        print(f"vcard: warning: {path} is readable by other users (chmod 600 it)", file=sys.stderr)
+    return key
+
+
+def _scp11_args(args: argparse.Namespace, command: str) -> tuple[int, int, int] | None:
+    """``(kid, kvn, replace)`` when the command is about an SCP11 key, else None."""
+    kid_text = getattr(args, "kid", None)
+    if not kid_text:
+        return None
+    allowed: tuple[int, ...] | range = SCP11_SD_KIDS if command == "generate" else SCP11_KIDS
+    kid = _scp11_kid("--kid", kid_text, allowed)
+    if not args.kvn:
+        raise KeysUsageError("--kvn is required with --kid (0x01-0x7F)")
+    kvn = _kvn("--kvn", args.kvn, ISSUER_KVNS)
+    replace = _kvn("--replace", args.replace, ISSUER_KVNS) if getattr(args, "replace", None) else 0
+    if command == "put":
+        if any((args.enc, args.mac, args.dek, args.keys_file)):
+            raise KeysUsageError("--kid puts one SCP11 key from --pem; --enc/--mac/--dek/--keys-file are for key sets")
+        if not args.pem:
+            raise KeysUsageError("--kid needs --pem (the SCP11 key's PEM file)")
+    return kid, kvn, replace
+
+
+def _run_scp11(session: GPSession, command: str, scp11: tuple[int, int, int], key: Any, slot: int, how: str) -> None:
+    kid, kvn, replace = scp11
+    if command == "generate":
+        public = session.generate_ec_key(kid, kvn, replace_kvn=replace)
+        print(f"slot {slot}: generated SCP11 key 0x{kid:02X}/0x{kvn:02X} ({how}); public key:")
+        pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        print(pem.decode().rstrip())
+    elif command == "put":
+        session.put_ec_key(kid, kvn, key, replace_kvn=replace)
+        print(f"slot {slot}: put SCP11 key 0x{kid:02X}/0x{kvn:02X} ({how})")
+    else:
+        session.delete_scp11_keys(kid=kid, kvn=kvn)
+        print(f"slot {slot}: deleted SCP11 key 0x{kid:02X}/0x{kvn:02X} ({how})")
+
+
 # -- commands --------------------------------------------------------------------------
 NEEDS_KEYS = "registry: needs issuer keys (vcard keys list --auth-key ...)"
 
@@ -214,7 +304,11 @@ def run_keys(vc: VCard, args: argparse.Namespace) -> int:
     auth_keys(args)
     _level(args)
     command = args.keys_command
-    put_keys = new_keys(args) if command == "put" else None
+    scp11 = _scp11_args(args, command) if command in ("put", "generate", "delete") else None
+    scp11_material = scp11_key(scp11[0], args.pem) if scp11 is not None and command == "put" else None
+    if command == "generate" and scp11 is None:  # pragma: no cover - argparse requires --kid
+        raise KeysUsageError("generate needs --kid and --kvn")
+    put_keys = new_keys(args) if command == "put" and scp11 is None else None
     replace = _kvn("--replace", args.replace, ISSUER_KVNS) if command == "put" and args.replace else 0
     delete_kvn = _kvn("--kvn", args.kvn, range(0x01, 0x100)) if command == "delete" else 0
     reader = vc.reader_name(slot)
@@ -224,7 +318,9 @@ def run_keys(vc: VCard, args: argparse.Namespace) -> int:
                 session = _open(connection, args, channel)
                 try:
                     how = f"SCP{session.scp:02X} level {session.level:02X}, key set 0x{session.kvn:02X}"
-                    if put_keys is not None:
+                    if scp11 is not None:
+                        _run_scp11(session, command, scp11, scp11_material, slot, how)
+                    elif put_keys is not None:
                         session.put_key(put_keys, replace_kvn=replace)
                         done = f"replaced key set 0x{replace:02X} with" if replace else "added"
                         print(f"slot {slot}: {done} key set 0x{put_keys.kvn:02X} ({how})")

@@ -130,7 +130,7 @@ def test_keys_files_replace_and_delete(vcard_stack: VCard, vcard: LiveCard, tmp_
     # the card agrees, seen through the library
     keys = StaticKeys.same(bytes.fromhex("44" * 32), kvn=0x11)
     with connected(vcard) as transport:
-        assert {k.kvn for k in open_session(transport, keys=keys, kvn=0x11).key_information()} == {0x11}
+        assert {k.kvn for k in open_session(transport, keys=keys, kvn=0x11).key_information() if k.kid < 0x10} == {0x11}
 
 
 def test_status_shows_the_registry_with_factory_keys(vcard_stack: VCard, vcard: LiveCard) -> None:

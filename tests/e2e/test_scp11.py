@@ -11,8 +11,10 @@ flows independently of both.
 from __future__ import annotations
 
 import datetime
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import ykman.pcsc as ykman_pcsc
@@ -25,6 +27,7 @@ from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, Scp11KeyParams, S
 from yubikit.piv import PivSession as YkPivSession
 from yubikit.securitydomain import SecurityDomainSession
 
+from emulator.control.api import VCard
 from emulator.pytest_plugin import LiveCard
 from minidriver.gp import GPSession
 from minidriver.iso7816 import ApduError as HostApduError
@@ -239,3 +242,53 @@ def test_minidriver_piv_over_scp11b(pcsc: PcscConnection) -> None:
     piv = PivSession(pcsc, scp=SCP11Host(SCP11Params(kid=0x13, kvn=0x01, pk_sd=pub)))
     assert piv.protocol.scp is not None and piv.protocol.scp.level == 0x33
     piv.verify_pin(PIN.encode())
+
+
+# -- vcard keys ------------------------------------------------------------------------------------
+VCARD = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "vcard")
+
+
+def run_cli(stack: VCard, card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [VCARD, "--runtime-dir", str(stack.paths.root), "--state-dir", str(stack.state_dir), *args]
+    return subprocess.run(cmd, env=card.env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_vcard_keys_manages_scp11_keys(vcard_stack: VCard, vcard: LiveCard, tmp_path: Path) -> None:
+    listed = run_cli(vcard_stack, vcard, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "SCP11b key 0x13/0x01: P-256 key pair" in listed.stdout
+
+    generated = run_cli(vcard_stack, vcard, "keys", "generate", "--kid", "13", "--kvn", "0x02")
+    assert generated.returncode == 0, generated.stderr
+    pem = generated.stdout[generated.stdout.index("-----BEGIN PUBLIC KEY-----") :]
+    public = serialization.load_pem_public_key(pem.encode())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    with yubikit_connection(vcard) as conn:  # the printed key is the card's: SCP11b opens with it
+        SecurityDomainSession(conn).authenticate(Scp11KeyParams(KeyRef(ScpKid.SCP11b, 0x02), public))
+
+    sk = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "sk.pem"
+    key_file.write_bytes(
+        sk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_file.chmod(0o600)
+    put = run_cli(vcard_stack, vcard, "keys", "put", "--kid", "11", "--kvn", "3", "--pem", str(key_file))
+    assert put.returncode == 0, put.stderr
+    assert "put SCP11 key 0x11/0x03" in put.stdout and "SCP11a key 0x11/0x03: P-256 key pair" in put.stdout
+    assert "PRIVATE" not in put.stdout + put.stderr
+
+    oce = OCE()
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(oce.ca.public_bytes(serialization.Encoding.PEM))
+    ca = run_cli(vcard_stack, vcard, "keys", "put", "--kid", "10", "--kvn", "3", "--pem", str(ca_file))
+    assert ca.returncode == 0, ca.stderr
+    assert "OCE CA key 0x10/0x03: P-256 public key" in ca.stdout
+
+    deleted = run_cli(vcard_stack, vcard, "keys", "delete", "--kid", "13", "--kvn", "2")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "0x13/0x02" not in deleted.stdout.split("deleted", 1)[1].split("\n", 1)[1]
+
+    wrong = run_cli(vcard_stack, vcard, "keys", "put", "--kid", "13", "--kvn", "3", "--pem", str(ca_file))
+    assert (wrong.returncode, wrong.stderr.count("\n")) == (2, 1) and "--pem" in wrong.stderr
+    bad_kid = run_cli(vcard_stack, vcard, "keys", "generate", "--kid", "10", "--kvn", "3")
+    assert bad_kid.returncode == 2 and "--kid must be one of 11 13 15" in bad_kid.stderr

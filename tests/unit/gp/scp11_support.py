@@ -47,9 +47,7 @@ def _cert(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
     if issuer_key is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False
-        )
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
     if ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     else:
@@ -86,9 +84,7 @@ def make_chain(*, serial: int = 0x1234) -> Chain:
     intermediate = _cert(
         inter_name, ka_key.public_key(), root, ca_key, ca=True, serial=2, issuer_key=ca_key.public_key()
     )
-    oce_cert = _cert(
-        "Example OCE Certificate", oce_key.public_key(), inter_name, ka_key, ca=False, serial=serial
-    )
+    oce_cert = _cert("Example OCE Certificate", oce_key.public_key(), inter_name, ka_key, ca=False, serial=serial)
     return Chain(ca_key, ca_cert, intermediate, oce_key, oce_cert)
 
 
