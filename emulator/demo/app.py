@@ -216,7 +216,7 @@ class DemoApp:
             if phase is Phase.LOCKED:
                 self._lock_cause = cause
         if changed:
-            self.event("state", f"{phase.name} ({detail})")
+            self.event("state", f"{phase.name} ({cause or detail})")
         else:
             self._on_change()
 
@@ -407,16 +407,18 @@ class DemoApp:
         return self._sign_step(generation)
 
     def _sign_loop(self, generation: int, pause: float) -> None:
+        failed = False
         while not self._stop.is_set():
             with self._state:
                 if not self._signing or generation != self._generation:
                     break
             if not self._sign_step(generation):
+                failed = True
                 break
             time.sleep(pause)
         with self._state:
             self._signing = False
-            why = "session locked" if generation != self._generation else "stopped"
+            why = "session locked" if generation != self._generation else "a signature failed" if failed else "stopped"
         self.event("info", f"signature loop ended: {why}")
 
     def _sign_step(self, generation: int) -> bool:
