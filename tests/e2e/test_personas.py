@@ -200,6 +200,21 @@ def test_yubikit_compressed_certificate_round_trip(yubikey: LiveCard) -> None:
         piv.attest_key(SLOT.CARD_AUTH).verify_directly_issued_by(f9)
 
 
+def test_yubikit_piv_reset_restores_the_yubikey_factory_state(yubikey: LiveCard) -> None:
+    new_key = os.urandom(32)
+    with piv_session(yubikey) as piv:
+        piv.authenticate(MGMT_KEY)
+        piv.generate_key(SLOT.SIGNATURE, KEY_TYPE.ED25519)
+        piv.set_management_key(MANAGEMENT_KEY_TYPE.AES256, new_key)
+        piv.reset()  # blocks PIN and PUK with wrong values, then RESET (FB)
+        assert piv.management_key_type is MANAGEMENT_KEY_TYPE.AES192
+        assert piv.get_management_key_metadata().default_value
+        with pytest.raises(ApduError):
+            piv.get_slot_metadata(SLOT.SIGNATURE)
+        piv.authenticate(MGMT_KEY)
+        piv.verify_pin(PIN)
+
+
 def test_piv_over_scp03_on_the_yubikey_persona(yubikey: LiveCard) -> None:
     params = Scp03KeyParams(ref=KeyRef(ScpKid.SCP03, 0xFF), keys=StaticKeys.default())  # 40..4F, TEST ONLY
     with piv_session(yubikey, scp_key_params=params) as piv:
