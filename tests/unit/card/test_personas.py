@@ -146,3 +146,14 @@ def test_gp_standard_keeps_todays_answers() -> None:
     assert send(card, "00F69C9A")[1] == 0x6D00  # MOVE KEY is a 5.7 instruction
     serial, sw = send(card, "00F80000")
     assert sw == 0x9000 and len(serial) == 4
+
+
+def test_a_persona_without_get_version_cannot_name_a_version() -> None:
+    from dataclasses import replace
+
+    nist, yubikey = PERSONAS["piv-nist"], PERSONAS["yubikey-5.7"]
+    with pytest.raises(ValueError, match="piv_version goes with the GET VERSION extension"):
+        replace(nist, piv_version=(5, 4, 3))
+    with pytest.raises(ValueError, match="piv_version goes with the GET VERSION extension"):
+        replace(yubikey, piv_version=None)
+    assert not nist.piv_attestation and yubikey.piv_attestation
