@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .card import VirtualCard
+from .card import Power, VirtualCard
 from .faults import Fault, FaultKind, FaultTable, Firing, TearWhen
 from .iso7816 import sw_name
 from .trace import ApduEvent, ApduRecord, CardEvent, EventHub, FaultEvent, Secret, TraceEvent
@@ -77,6 +77,40 @@ class Slot:
                 card.observer = self._on_apdu
         log.info("slot %d: card inserted (profile %s)", self.number, profile)
         self._publish(CardEvent(self.number, "insert", f"profile {profile}"))
+
+    def replace(
+        self,
+        card: VirtualCard,
+        *,
+        profile: str,
+        state_file: str,
+        on_remove: Callable[[], None] | None = None,
+    ) -> None:
+        """Swap ``card`` in for the slot's card without pulling it: the vpcd link stays, pcscd sees nothing.
+
+        The new card takes the old one's power state; the old one is powered
+        off and its ``on_remove`` runs (its store closes). The host sees a new
+        card only once it resets it (the pytest fixture's fast fresh card does
+        ``SCardReconnect(SCARD_RESET_CARD)``; emulator/fixture_cards.py).
+        """
+        with self._lock:
+            old, old_on_remove = self.card, self._on_remove
+            if old is None:
+                raise ValueError(f"slot {self.number} is empty; insert a card")
+            if old.power is Power.ON:
+                card.power_on()
+            self.card = card
+            self.profile_name = profile
+            self.state_file = state_file
+            self._on_remove = on_remove
+            if self.events is not None:
+                card.observer = self._on_apdu
+        old.power_off()
+        old.observer = None
+        if old_on_remove is not None:
+            old_on_remove()
+        log.info("slot %d: card renewed in place (profile %s)", self.number, profile)
+        self._publish(CardEvent(self.number, "renew", f"profile {profile}"))
 
     def remove(self, *, kind: str = "remove", detail: str = "") -> bool:
         """Pull the card; returns False if the slot was empty."""

@@ -73,6 +73,7 @@ class Daemon:
             m.Status: self._status,
             m.Insert: self._insert,
             m.Remove: self._remove,
+            m.Renew: self._renew,
             m.Shutdown: self._shutdown,
             m.Trace: self._trace,
             m.FaultAdd: self._fault_add,
@@ -276,6 +277,41 @@ class Daemon:
         if not slot.remove(kind="remove" if gentle else "tear"):
             return m.RemoveReply(slot.number, True)  # a fault pulled it meanwhile (an interrupted mute)
         return m.RemoveReply(slot.number, not gentle)
+
+    def _renew(self, request: m.Renew) -> m.RenewReply:
+        """A new card in place of the slot's card, the vpcd link kept (Slot.replace): no removal
+        for pcscd to see, so no presence poll to wait for; the host resets the card to see it."""
+        slot = self._slot(request.slot)
+        if slot.card is None:
+            raise RequestError(f"slot {slot.number} is empty; insert a card instead")
+        state_dir = self.state_dir
+        if request.state_dir is not None:
+            if not os.path.isabs(request.state_dir):
+                raise RequestError("state_dir must be an absolute path")
+            state_dir = Path(request.state_dir)
+        try:
+            profile = load_profile(request.profile, state_dir=state_dir)
+        except ProfileError as exc:
+            raise RequestError(str(exc)) from None
+        for other in self.slots:
+            if other.state_file == str(profile.state_file):
+                raise RequestError(f"{profile.state_file} is already the card in slot {other.number}")
+        try:
+            card, store = open_card(profile)
+        except (OSError, ValueError) as exc:
+            raise RequestError(f"cannot create the card from {profile.source}: {exc}") from None
+
+        def on_remove(number: int = slot.number, mine: Store = store) -> None:
+            if self.stores.get(number) is mine:
+                self.stores.pop(number).close()
+
+        try:
+            slot.replace(card, profile=profile.name, state_file=str(profile.state_file), on_remove=on_remove)
+        except ValueError as exc:  # pulled meanwhile
+            store.close()
+            raise RequestError(str(exc)) from None
+        self.stores[slot.number] = store  # the old card's on_remove closed its store
+        return m.RenewReply(slot.number, profile.name, str(profile.state_file))
 
     def _shutdown(self, request: m.Shutdown) -> m.ShutdownReply:
         self.stop()

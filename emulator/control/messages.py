@@ -42,6 +42,8 @@ __all__ = [
     "PingReply",
     "Remove",
     "RemoveReply",
+    "Renew",
+    "RenewReply",
     "Reply",
     "Request",
     "Shutdown",
@@ -97,6 +99,20 @@ class Remove:
     op: ClassVar[str] = "remove"
     slot: int = 0
     tear: bool = False
+
+
+@dataclass(frozen=True)
+class Renew:
+    """A new card from ``profile`` in place of the slot's card, with no removal pcscd would see.
+
+    The vpcd link stays; the host sees the new card after it resets it (the
+    pytest fixture's fast fresh card). The state file must be another one.
+    """
+
+    op: ClassVar[str] = "renew"
+    slot: int = 0
+    profile: str | None = None
+    state_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,9 +173,10 @@ class FaultClear:
     id: str | None = None  #: None: every fault (of ``slot``, or of every slot)
 
 
-Request = Union[Ping, Status, Insert, Remove, Shutdown, Trace, Subscribe, FaultAdd, FaultList, FaultClear]  # noqa: UP007
+Request = Union[Ping, Status, Insert, Remove, Renew, Shutdown, Trace, Subscribe, FaultAdd, FaultList, FaultClear]  # noqa: UP007
 REQUESTS: dict[str, type[Any]] = {
-    cls.op: cls for cls in (Ping, Status, Insert, Remove, Shutdown, Trace, Subscribe, FaultAdd, FaultList, FaultClear)
+    cls.op: cls
+    for cls in (Ping, Status, Insert, Remove, Renew, Shutdown, Trace, Subscribe, FaultAdd, FaultList, FaultClear)
 }
 
 
@@ -198,6 +215,13 @@ class InsertReply:
 class RemoveReply:
     slot: int
     torn: bool
+
+
+@dataclass(frozen=True)
+class RenewReply:
+    slot: int
+    profile: str
+    state_file: str
 
 
 @dataclass(frozen=True)
@@ -248,6 +272,7 @@ Reply = Union[  # noqa: UP007
     StatusReply,
     InsertReply,
     RemoveReply,
+    RenewReply,
     ShutdownReply,
     TraceReply,
     SubscribeReply,
@@ -260,6 +285,7 @@ REPLIES: dict[str, type[Any]] = {
     "status": StatusReply,
     "insert": InsertReply,
     "remove": RemoveReply,
+    "renew": RenewReply,
     "shutdown": ShutdownReply,
     "trace": TraceReply,
     "subscribe": SubscribeReply,
