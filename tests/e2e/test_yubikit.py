@@ -46,6 +46,8 @@ FACTORY_SCP03 = Scp03KeyParams(ref=KeyRef(ScpKid.SCP03, 0xFF), keys=StaticKeys.d
 MESSAGE = b"vcard e2e: signed by yubikit through pcscd"
 GP_OID = bytes.fromhex("2A864886FC6B")  # 1.2.840.114283, GlobalPlatform
 AES = 0x88  # key type in PUT KEY and the key information data (GPCS 2.3.1 §11.1.8)
+ECC_PRIVATE = 0xB1  # key type of an SCP11 key pair in the key information data
+SCP11B_KEY = KeyRef(ScpKid.SCP11b, 0x01)  # the default profile's test SCP11b key pair
 
 
 @contextmanager
@@ -297,7 +299,8 @@ def test_piv_over_scp03_refuses_wrong_keys_and_an_unknown_key_version(vcard: Liv
 def test_security_domain_data_objects(vcard: LiveCard) -> None:
     with yubikit_connection(vcard) as conn:
         sd = SecurityDomainSession(conn)
-        assert key_information(sd) == {KeyRef(kid, 0xFF): {AES: 16} for kid in (1, 2, 3)}
+        factory = {KeyRef(kid, 0xFF): {AES: 16} for kid in (1, 2, 3)}
+        assert key_information(sd) == {**factory, SCP11B_KEY: {ECC_PRIVATE: 32}}  # + the test SCP11b key pair
 
         recognition = Tlv.parse_dict(Tlv.unpack(0x73, Tlv.unpack(0x66, sd.get_data(0x66))))
         assert recognition[0x06] == GP_OID + b"\x01"  # {globalPlatform 1}: card recognition data
@@ -332,12 +335,13 @@ def test_security_domain_put_key_rotates_the_factory_keys(vcard: LiveCard) -> No
         sd.authenticate(FACTORY_SCP03)
         sd.put_key(KeyRef(ScpKid.SCP03, 0x01), new)  # yubikit checks the card's key check values
         # the first issuer key set retires the factory set 0xFF, as on real cards
-        assert key_information(sd) == {KeyRef(kid, 0x01): {AES: 16} for kid in (1, 2, 3)}
+        issuer = {KeyRef(kid, 0x01): {AES: 16} for kid in (1, 2, 3)}
+        assert key_information(sd) == {**issuer, SCP11B_KEY: {ECC_PRIVATE: 32}}  # SCP11 keys stay
 
     with yubikit_connection(vcard) as conn:
         sd = SecurityDomainSession(conn)
         sd.authenticate(new_params)
-        assert set(key_information(sd)) == {KeyRef(kid, 0x01) for kid in (1, 2, 3)}
+        assert set(key_information(sd)) == {*(KeyRef(kid, 0x01) for kid in (1, 2, 3)), SCP11B_KEY}
 
     # KVN 0xFF is gone (6A88); KVN 01 with the factory key values fails the card cryptogram check
     for old in (FACTORY_SCP03, Scp03KeyParams(ref=KeyRef(ScpKid.SCP03, 0x01), keys=StaticKeys.default())):
