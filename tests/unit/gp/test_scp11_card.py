@@ -28,7 +28,7 @@ from emulator.store import MemoryStore
 from minidriver import scp11_keys
 from minidriver.iso7816 import CommandAPDU as HostCommand
 from minidriver.scp03 import SCP03Host
-from minidriver.scp11 import SCP11Params
+from minidriver.scp11 import SCP11Host, SCP11Params
 from minidriver.scpbase import StaticKeys
 
 h = bytes.fromhex
@@ -165,10 +165,8 @@ def test_scp11b_refuses_unknown_key_and_wrong_parameters() -> None:
     assert transmit(card, bytes(apdu)).sw == 0x6A80
 
 
-def SCP11HostFor(pk: ec.EllipticCurvePublicKey):  # noqa: N802 - reads like the class it builds
-    from minidriver.scp11 import SCP11Host
-
-    return SCP11Host(SCP11Params(kid=0x13, kvn=0x01, pk_sd=pk))
+def SCP11HostFor(pk: ec.EllipticCurvePublicKey, *, channel: int = 0) -> SCP11Host:  # noqa: N802 - builds one
+    return SCP11Host(SCP11Params(kid=0x13, kvn=0x01, pk_sd=pk), channel=channel)
 
 
 def test_card_without_scp11b_kvn_has_no_scp11_key() -> None:
@@ -212,8 +210,6 @@ def test_certificate_from_another_ca_is_refused() -> None:
     _, resp = run_handshake(card, params)
     assert resp.sw == 0x6982
     # and MUTUAL AUTHENTICATE without a verified chain is refused
-    from minidriver.scp11 import SCP11Host
-
     assert transmit(card, SCP11Host(params).authenticate_apdu()).sw == 0x6985
 
 
@@ -322,3 +318,44 @@ def test_scp11b_handshake_replaces_an_open_scp03_session() -> None:
     assert resp.sw == 0x9000
     assert send_wrapped(card, host, h("80CA00CF00")).sw == 0x9000
     assert admin.send(h("80CA00CF00")).sw == 0x6982  # the SCP03 session is gone
+
+
+def test_scp11_keys_persist_in_one_write_and_survive_a_restart() -> None:
+    store = MemoryStore()
+    raw = resources.files("emulator.profiles").joinpath("default.toml").read_bytes()
+    profile = Profile.from_dict(tomllib.loads(raw.decode()), source="test.toml", state_dir=Path("/nonexistent"))
+    card = build_card(profile, store)
+    assert transmit(card, SELECT_ISD).sw == 0x9000
+    admin = SCP03Admin(card)
+    writes: list[dict[object, object]] = []
+    original = store.write
+
+    def recording(changes):  # type: ignore[no-untyped-def]
+        writes.append(dict(changes))
+        original(changes)
+
+    store.write = recording  # type: ignore[method-assign]
+    sk = ec.generate_private_key(ec.SECP256R1())
+    assert admin.send(scp11_keys.put_ec_key_command(0x13, 0x05, sk, encrypt=admin.host.dek_encrypt)).sw == 0x9000
+    assert [set(w) for w in writes] == [{("isd", "scp11")}]  # the key in one transaction (tear-safe)
+    assert sk.private_numbers().private_value.to_bytes(32, "big").hex() in store.get("isd", "scp11").decode()
+    store.write = original  # type: ignore[method-assign]
+
+    restarted = build_card(profile, store)  # same state file: a daemon restart
+    assert transmit(restarted, SELECT_ISD).sw == 0x9000
+    host, resp = run_handshake(restarted, SCP11Params(kid=0x13, kvn=0x05, pk_sd=sk.public_key()))
+    assert resp.sw == 0x9000 and send_wrapped(restarted, host, h("80CA00CF00")).sw == 0x9000
+
+
+def test_scp11b_on_a_logical_channel() -> None:
+    card = make_card()
+    pk = card_scp11b_key(card)
+    opened = transmit(card, h("0070000001"))
+    assert opened.sw == 0x9000 and opened.data == b"\x01"
+    assert transmit(card, h("01A4040008A000000151000000")).sw == 0x9000
+    host = SCP11HostFor(pk, channel=1)
+    resp = transmit(card, host.authenticate_apdu())
+    assert resp.sw == 0x9000
+    host.process_authenticate_response(resp.data)
+    assert send_wrapped(card, host, h("81CA00CF00")).data == h("CF0A") + bytes(10)
+    assert transmit(card, h("80CA00CF00")).sw == 0x9000  # the basic channel stays plain
