@@ -5,7 +5,10 @@ Installed with vcard (entry point ``pytest11``). Fixtures:
 ``vcard_stack`` (session): a private pcscd (its own socket and network
 namespace, so it never disturbs a system pcscd) plus the daemon, stopped by
 pid at the end. PC/SC in the test process is pointed at it; run PC/SC
-programs with ``env=vcard_stack.env``.
+programs with ``env=vcard_stack.env``. Without root, pcscd and the daemon run
+in a user namespace of the user's (``vcard up --user``). Under pytest-xdist
+each worker starts its own stack (own directory named after the worker,
+socket, namespaces and vpcd slots), so ``-n N`` gives N independent readers.
 
 ``vcard`` (function): a fresh card from the default profile in slot 0, with
 its state in the test's tmp_path; ``vcard.remove(wait=True)`` /
@@ -44,12 +47,23 @@ def fail_or_skip(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def _stack_root() -> Path:
+    """A new 0700 directory for this process's stack; an xdist worker's name (gw0, ...) is in it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Path(tempfile.mkdtemp(prefix=f"vcard-test-{worker}-"))
+
+
+def _stack_up(vc: VCard) -> None:
+    """Start what is not running of the test stack: as root in its own namespaces, else without root."""
+    vc.up(private=True, user=os.geteuid() != 0, insert=False)
+
+
 @pytest.fixture(scope="session")
 def vcard_stack() -> Iterator[VCard]:
-    root = Path(tempfile.mkdtemp(prefix="vcard-test-"))
+    root = _stack_root()
     vc = VCard(root / "run", state_dir=root / "state")
     try:
-        vc.up(private=True, insert=False)
+        _stack_up(vc)
     except StackError as exc:
         vc.down()
         fail_or_skip(f"cannot start pcscd + vpcd + daemon: {exc}")
@@ -116,7 +130,7 @@ def vcard(vcard_stack: VCard, tmp_path: Path) -> Iterator[LiveCard]:
     profile = tmp_path / "card.toml"
     profile.write_text(profile_text)
     card = LiveCard(vcard_stack, 0, str(profile))
-    vcard_stack.up(private=True, insert=False)  # a previous test may have killed the daemon
+    _stack_up(vcard_stack)  # a previous test may have killed the daemon
     vcard_stack.fault_clear(0)
     if vcard_stack.status().slots[0].present:
         vcard_stack.remove(0, wait=True)

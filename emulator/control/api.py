@@ -86,8 +86,13 @@ class VCard:
         wait: bool = True,
         verbose: bool = False,
         trace: bool = False,
+        user: bool = False,
     ) -> Status:
         """Start what is not running: pcscd, the daemon, a card in slot 0.
+
+        ``user``: no root needed; pcscd runs in a user + network + mount
+        namespace of this user's, its socket in the runtime directory
+        (userns.py). Implies ``private``.
 
         ``profile`` is validated before anything starts. On a stack that
         already runs, slot 0 gets a card from ``profile`` if it is empty; if
@@ -97,19 +102,20 @@ class VCard:
         wanted = self._check_profile(profile)
         info = StackInfo.load(self.paths)
         fresh = False
-        if info is not None and info.alive and private and not pcscd_client_env(info.pcscd_socket):
+        if info is not None and info.alive and (private or user) and not pcscd_client_env(info.pcscd_socket):
+            flag = "--user" if user else "--private"
             raise StackError(
                 f"a vcard stack already runs on the system pcscd socket {info.pcscd_socket}; "
-                "--private was not applied (to get a private one: vcard down, then vcard up --private)"
+                f"{flag} was not applied (to get a private one: vcard down, then vcard up {flag})"
             )
         if info is None or not info.alive:
-            system = None if private else find_system_pcscd()
+            system = None if private or user else find_system_pcscd()
             if system is not None:
                 info = StackInfo("external", system, str(SYSTEM_PCSCD_SOCKET), owned=False)
                 info.save(self.paths)
             else:
                 stop_daemon(self.paths)  # a daemon bound to a dead pcscd's namespace is useless
-                info = start_pcscd(self.paths, private=private, listen_any=listen_any)
+                info = start_pcscd(self.paths, private=private, listen_any=listen_any, user=user)
                 fresh = True
         pcsc.use_socket(info.pcscd_socket)
         if not self._daemon_alive():

@@ -117,6 +117,12 @@ def build_parser() -> Parser:
         "On a running stack: used if slot 0 is empty, an error if slot 0 holds another profile's card",
     )
     up.add_argument("--private", action="store_true", help="pcscd with its own socket (set PCSCLITE_CSOCK_NAME)")
+    up.add_argument(
+        "--user",
+        action="store_true",
+        help="no root: pcscd and the daemon in a user namespace of yours, the socket in the runtime "
+        'directory (then: eval "$(vcard env)")',
+    )
     up.add_argument("--vpcd-listen-any", action="store_true", help="allow vpcd on 0.0.0.0 if no namespace can be made")
     up.add_argument("--no-card", action="store_true", help="start with both slots empty")
     up.add_argument("--trace", action="store_true", help="daemon logs APDUs (secrets redacted); when it starts")
@@ -129,6 +135,7 @@ def build_parser() -> Parser:
         help="one JSON object (schema: emulator/control/status_json.py, README); exit 0 running, 1 not",
     )
     command("doctor", "check pcscd, vpcd, ports and permissions; say how to fix each")
+    command("env", 'print the shell lines that point PC/SC clients at this stack: eval "$(vcard env)"')
 
     slot_help = f"vpcd slot: {' or '.join(map(str, cli_args.SLOTS))} (default: 0)"
     timeout_help = f"seconds --wait waits for pcscd, above 0 and at most {cli_args.MAX_TIMEOUT:g} (default: 5)"
@@ -158,6 +165,7 @@ def _print_status(status: Status) -> None:
     else:
         where = {
             "netns": "own network namespace (vpcd on loopback only)",
+            "userns": "own user and network namespace, no root (vpcd on loopback only)",
             "host": "this network namespace",
             "external": "started outside vcard",
         }[info.mode]
@@ -186,6 +194,7 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
         insert=not args.no_card,
         verbose=args.verbose,
         trace=args.trace,
+        user=args.user,
     )
     _print_status(status)
     # options that only matter when something starts: say so instead of dropping them silently
@@ -260,6 +269,17 @@ def _cmd_remove(vc: VCard, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_env(vc: VCard, args: argparse.Namespace) -> int:
+    """``export PCSCLITE_CSOCK_NAME=...`` for the stack's pcscd, quoted for sh (``eval "$(vcard env)"``)."""
+    import shlex
+
+    info = vc.stack
+    if info is None or not info.alive:
+        raise StackError(f"no vcard stack runs with runtime directory {vc.paths.root}; start one: vcard up --user")
+    print(f"export PCSCLITE_CSOCK_NAME={shlex.quote(info.pcscd_socket)}")
+    return EXIT_OK
+
+
 def _cmd_doctor(vc: VCard, args: argparse.Namespace) -> int:
     return EXIT_OK if run_doctor(vc) else EXIT_FAILURE
 
@@ -292,6 +312,7 @@ COMMANDS: dict[str, Callable[[VCard, argparse.Namespace], int]] = {
     "insert": _cmd_insert,
     "remove": _cmd_remove,
     "doctor": _cmd_doctor,
+    "env": _cmd_env,
     "keys": _cmd_keys,
     "demo": _cmd_demo,
     "trace": run_trace,

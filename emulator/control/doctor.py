@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..profile import default_state_dir
 from .paths import private_dir_problem
 from .stack import StackError, StackInfo, find_system_pcscd, pid_alive, read_pid
+from .userns import userns_blockers
 
 if TYPE_CHECKING:
     from .api import VCard
@@ -64,12 +65,32 @@ def _netns() -> Check:
     probe = subprocess.run([unshare, "--net", "true"], capture_output=True, text=True)
     if probe.returncode == 0:
         return Check(True, "network namespaces available (vpcd stays on loopback)")
+    if os.geteuid() != 0:
+        return Check(
+            False,
+            "this user cannot create a network namespace directly (that needs root)",
+            "without root: vcard up --user (see the user namespace line)",
+            warning=True,
+        )
     return Check(
         False,
         "cannot create a network namespace (needs root or CAP_SYS_ADMIN)",
         "run as root, or in a container without other interfaces (docker: network_mode: none), "
         "or accept vpcd on 0.0.0.0 with: vcard up --vpcd-listen-any",
         warning=True,
+    )
+
+
+def _userns() -> Check:
+    """``vcard up --user``: can this user make a user + network + mount namespace? If not, why and the fix."""
+    blockers = userns_blockers()
+    if not blockers:
+        return Check(True, "user namespaces available: vcard up --user runs the stack without root")
+    return Check(
+        False,
+        "user namespaces unavailable, vcard up --user cannot work: " + "; ".join(b.what for b in blockers),
+        "; ".join(b.fix for b in blockers),
+        warning=os.geteuid() == 0,  # root does not need them
     )
 
 
@@ -232,6 +253,7 @@ def run_doctor(vc: VCard, *, out: Callable[[str], None] = print) -> bool:
         _vpcd_config(),
         _tool("ip", "iproute2"),
         _netns(),
+        _userns(),
         _tool("pcsc_scan", "pcsc-tools"),
         _tool("opensc-tool", "opensc"),
         _pyscard(),

@@ -34,6 +34,7 @@ from .paths import (
     private_dir_problem,
     private_file_problem,
 )
+from .userns import UserNamespaceError, spawn_pcscd
 
 __all__ = [
     "StackError",
@@ -66,7 +67,9 @@ def check_runtime_dir(paths: RuntimePaths, *, create: bool = False) -> None:
 
 @dataclass
 class StackInfo:
-    mode: str  #: "netns": ours, isolated; "host": ours, in this namespace; "external": someone else's
+    #: "netns": ours, isolated; "userns": ours, isolated, without root (vcard up --user);
+    #: "host": ours, in this namespace; "external": someone else's
+    mode: str
     pcscd_pid: int | None
     pcscd_socket: str
     owned: bool
@@ -194,17 +197,19 @@ def _need(tool: str, package: str) -> str:
     return path
 
 
-def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> StackInfo:
+def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool, user: bool = False) -> StackInfo:
     """Start pcscd with vpcd confined to loopback; see the module docstring.
 
     ``private``: pcscd's socket goes to the runtime directory instead of
     /run/pcscd (tests, benchmarks, a second stack beside a system pcscd);
-    clients then need PCSCLITE_CSOCK_NAME.
+    clients then need PCSCLITE_CSOCK_NAME. ``user``: no root needed, pcscd
+    in a user namespace of this user's (userns.py); implies ``private``.
     """
     pcscd = _need("pcscd", "pcscd")
     if not Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists():
         raise StackError("vpcd is not installed; run scripts/up (or: apt-get install vsmartcard-vpcd)")
     check_runtime_dir(paths, create=True)
+    private = private or user
     sock_dir = paths.private_pcscd_dir if private else SYSTEM_PCSCD_DIR
     sock_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(sock_dir, 0o755)
@@ -212,18 +217,24 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
         (sock_dir / stale).unlink(missing_ok=True)
     log_file = open(paths.pcscd_log, "ab")  # noqa: SIM115 - handed to the child
     try:
-        mode = "netns"
-        proc = _spawn_in_netns(pcscd, sock_dir if private else None, log_file)
+        mode = "userns" if user else "netns"
+        proc = (
+            _spawn_user(pcscd, sock_dir, log_file)
+            if user
+            else _spawn_in_netns(pcscd, sock_dir if private else None, log_file)
+        )
         if proc is None:
             if private:
                 raise StackError(
-                    "cannot create network and mount namespaces for a private pcscd (needs root or CAP_SYS_ADMIN)"
+                    "cannot create network and mount namespaces for a private pcscd (needs root or CAP_SYS_ADMIN); "
+                    "without root: vcard up --user"
                 )
             others = non_loopback_interfaces()
             if others and not listen_any:
                 raise StackError(
                     "cannot create a network namespace (needs root or CAP_SYS_ADMIN), and vpcd would listen on "
-                    f"0.0.0.0 with interfaces {', '.join(others)} up; run as root, or pass --vpcd-listen-any to accept that"
+                    f"0.0.0.0 with interfaces {', '.join(others)} up; run as root, or without root: vcard up --user "
+                    "(or pass --vpcd-listen-any to accept that)"
                 )
             if others:
                 log.warning("vpcd listens on 0.0.0.0:35963-35964 (asked for with --vpcd-listen-any)")
@@ -253,6 +264,13 @@ def start_pcscd(paths: RuntimePaths, *, private: bool, listen_any: bool) -> Stac
         time.sleep(0.02)
     info.save(paths)
     return info
+
+
+def _spawn_user(pcscd: str, sock_dir: Path, log_file: BinaryIO) -> subprocess.Popen[bytes]:
+    try:
+        return spawn_pcscd(pcscd, sock_dir, log_file, debug=bool(os.environ.get("VCARD_PCSCD_DEBUG")))
+    except UserNamespaceError as exc:
+        raise StackError(f"cannot run pcscd without root: {exc}") from None
 
 
 def _spawn_in_netns(pcscd: str, private_dir: Path | None, log_file: BinaryIO) -> subprocess.Popen[bytes] | None:
@@ -289,7 +307,8 @@ def stop_pcscd(info: StackInfo, *, timeout: float = 5.0) -> None:
         return
     # The start time tells the pcscd vcard started from a reused pid; files saved
     # before it was recorded fall back to the process name.
-    names = ("pcscd",) if info.pcscd_start is None else ("pcscd", "unshare", "sh")  # sh/unshare: before the exec
+    # sh/unshare/setpriv: before the exec
+    names = ("pcscd",) if info.pcscd_start is None else ("pcscd", "unshare", "sh", "setpriv")
     problem = _not_ours(info.pcscd_pid, "pcscd", start=info.pcscd_start, names=names, cmdline=None)
     if problem is not None:
         log.warning("not stopping pcscd: %s; nothing was signalled", problem)
@@ -343,7 +362,7 @@ def start_daemon(
     from .client import ControlClient, DaemonNotRunning
 
     args = [sys.executable, *_daemon_args(paths)]
-    if info.mode == "netns" and info.pcscd_pid is not None:
+    if info.mode in ("netns", "userns") and info.pcscd_pid is not None:
         args += ["--netns-pid", str(info.pcscd_pid)]
     if state_dir is not None:
         args += ["--state-dir", str(state_dir)]
