@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, encode_tlv, find_tlv, parse_tlvs, retries_left
 from .pcsc import Connection
 from .protocol import SCPHostAny, SmartCardProtocol
+from .scp11 import SCP11Host, SCP11Params
 
 __all__ = [
     "MANAGEMENT_ALG_TDES",
@@ -303,15 +304,29 @@ def _advertised_algorithms(select_response: bytes) -> tuple[int, ...] | None:
 
 
 class PivSession:
-    """A PIV Card Application, selected on ``connection`` (optionally over SCP03/SCP02)."""
+    """A PIV Card Application, selected on ``connection`` (optionally over SCP03/SCP02 or SCP11).
+
+    ``scp``: an SCP03/SCP02 host (or an :class:`~minidriver.scp11.SCP11Host`);
+    ``scp11``: SCP11 parameters, the session opens SCP11a/b/c with them (GPCS Amendment F).
+    """
 
     def __init__(
-        self, connection: Connection, *, scp: SCPHostAny | None = None, scp_kvn: int = 0, scp_level: int | None = None
+        self,
+        connection: Connection,
+        *,
+        scp: SCPHostAny | None = None,
+        scp_kvn: int = 0,
+        scp_level: int | None = None,
+        scp11: SCP11Params | None = None,
     ) -> None:
+        if scp is not None and scp11 is not None:
+            raise ValueError("give scp or scp11, not both")
         self.protocol = SmartCardProtocol(connection)
         self.select()
         if scp is not None:
             self.protocol.open_scp(scp, kvn=scp_kvn, level=scp_level)
+        elif scp11 is not None:
+            self.protocol.open_scp11(SCP11Host(scp11))
         self.version = self._get_version()
 
     # -- application ----------------------------------------------------------------

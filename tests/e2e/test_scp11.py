@@ -242,6 +242,9 @@ def test_minidriver_piv_over_scp11b(pcsc: PcscConnection) -> None:
     piv = PivSession(pcsc, scp=SCP11Host(SCP11Params(kid=0x13, kvn=0x01, pk_sd=pub)))
     assert piv.protocol.scp is not None and piv.protocol.scp.level == 0x33
     piv.verify_pin(PIN.encode())
+    again = PivSession(pcsc, scp11=SCP11Params(kid=0x13, kvn=0x01, pk_sd=pub))  # the scp11= shorthand
+    assert isinstance(again.protocol.scp, SCP11Host)
+    again.verify_pin(PIN.encode())
 
 
 # -- vcard keys ------------------------------------------------------------------------------------
