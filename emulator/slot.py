@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ __all__ = ["CardAbsent", "Slot"]
 log = logging.getLogger(__name__)
 
 _CTRL_EVENTS = {Ctrl.POWER_OFF: "power_off", Ctrl.POWER_ON: "power_on", Ctrl.RESET: "reset"}
+#: the last stretch of a fault's delay is waited out by yielding, not by a timed wait that oversleeps
+SPIN_SECONDS = 0.001
 
 
 @dataclass
@@ -134,6 +137,15 @@ class Slot:
         """End a latency or mute now (the card is being removed)."""
         self._interrupt.set()
 
+    def _wait_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (perf_counter) or an interrupt; timed waits oversleep, so the end is spun out."""
+        rest = deadline - time.perf_counter()
+        if rest > SPIN_SECONDS and self._interrupt.wait(rest - SPIN_SECONDS):
+            return
+        clock = time.perf_counter
+        while clock() < deadline:  # at most SPIN_SECONDS: yielding here would hand the CPU away for a slice
+            pass
+
     def info(self) -> SlotInfo:
         return SlotInfo(self.number, self.card is not None, self.profile_name, self.state_file)
 
@@ -144,7 +156,7 @@ class Slot:
 
     def _on_apdu(self, rec: ApduRecord) -> None:
         if self.events is not None:
-            self.events.publish(ApduEvent.from_record(self.number, rec, fault=self._fault_id))
+            self.events.publish_apdu(self.number, rec, fault=self._fault_id)
 
     def _report(self, firing: Firing) -> None:
         for fault in firing.fired:
@@ -158,10 +170,11 @@ class Slot:
         if self._atr_due:  # not a presence poll: the ATR after power-on/reset
             self._atr_due = False
             if self.faults:
+                start = time.perf_counter()
                 firing = self.faults.on_atr()
                 self._report(firing)
                 if firing.delay_ms:
-                    self._interrupt.wait(firing.delay_ms / 1000)
+                    self._wait_until(start + firing.delay_ms / 1000)
                 if firing.atr is not None:
                     return firing.atr
         return card.atr
@@ -188,12 +201,13 @@ class Slot:
             raise CardAbsent(f"slot {self.number} is empty")
         if not self.faults or len(apdu) < 4:
             return card.transmit(apdu)
+        start = time.perf_counter()  # the delay counts from here: the fault's own work is inside it
         firing = self.faults.on_command(apdu[0], apdu[1], apdu[2], card.selected_applet(apdu))
         if not firing.fired:
             return card.transmit(apdu)
         self._report(firing)
         if firing.delay_ms:
-            self._interrupt.wait(firing.delay_ms / 1000)
+            self._wait_until(start + firing.delay_ms / 1000)
         fault = firing.terminal
         if fault is None:
             return self._answer(card, apdu, firing.fired[0].id)

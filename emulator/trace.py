@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -69,6 +68,8 @@ class Secret(IntFlag):
 
 def sm_name(level: int) -> str:
     """``C_MAC|R_MAC``-style name of a secure messaging level; ``""`` for none."""
+    if not level:
+        return ""
     wire = SecurityLevel(level) & ~SecurityLevel.AUTHENTICATED
     if not wire:
         return ""
@@ -117,7 +118,7 @@ class ApduEvent:
     time: float = 0.0
 
     @classmethod
-    def from_record(cls, slot: int, rec: ApduRecord, *, fault: str = "") -> ApduEvent:
+    def from_record(cls, slot: int, rec: ApduRecord, *, fault: str = "", seq: int = 0, at: float = 0.0) -> ApduEvent:
         cmd, resp = rec.command, rec.response
         data, lc = _command_data(cmd)
         sw = int.from_bytes(resp[-2:], "big") if len(resp) >= 2 else 0
@@ -145,7 +146,8 @@ class ApduEvent:
             response_data=resp[:-2].hex().upper(),
             secret=secret,
             fault=fault,
-            time=time.time(),
+            seq=seq,
+            time=at or time.time(),
         )
 
     def redacted(self) -> ApduEvent:
@@ -252,29 +254,65 @@ def _data_text(data: str | None, length: int) -> str:
     return f"[{length}] {data}"
 
 
+class PendingApdu:
+    """An APDU event not built yet: the card's path only stores its record; readers build it."""
+
+    __slots__ = ("fault", "rec", "seq", "slot", "time")
+
+    def __init__(self, slot: int, rec: ApduRecord, fault: str, at: float) -> None:
+        self.slot = slot
+        self.rec = rec
+        self.fault = fault
+        self.time = at
+        self.seq = 0
+
+    def event(self) -> ApduEvent:
+        return ApduEvent.from_record(self.slot, self.rec, fault=self.fault, seq=self.seq, at=self.time)
+
+
+_Entry = Union[TraceEvent, PendingApdu]  # noqa: UP007
+
+
+def _built(entry: _Entry) -> TraceEvent:
+    return entry.event() if isinstance(entry, PendingApdu) else entry
+
+
 class Subscription:
-    """One subscriber's bounded queue; ``get`` returns None once it was dropped and drained."""
+    """One subscriber's bounded buffer. ``offer`` never blocks and never wakes anyone: the
+    reader polls (``drain``), so a traced APDU costs the card an append, not a thread switch."""
 
     def __init__(self, slot: int | None, maxsize: int = SUBSCRIBER_QUEUE) -> None:
         self.slot = slot
-        self.queue: queue.Queue[TraceEvent] = queue.Queue(maxsize)
+        self.maxsize = maxsize
+        self._events: collections.deque[_Entry] = collections.deque()
         self.dropped = threading.Event()
 
-    def offer(self, event: TraceEvent) -> bool:
+    def offer(self, event: _Entry) -> bool:
         if self.slot is not None and event.slot != self.slot:
             return True
-        try:
-            self.queue.put_nowait(event)
-        except queue.Full:
+        if len(self._events) >= self.maxsize:
             self.dropped.set()
             return False
+        self._events.append(event)
         return True
 
+    def drain(self, limit: int = 512) -> list[TraceEvent]:
+        """The events waiting (at most ``limit``), oldest first."""
+        out: list[TraceEvent] = []
+        events = self._events
+        while events and len(out) < limit:
+            out.append(_built(events.popleft()))
+        return out
+
     def get(self, timeout: float) -> TraceEvent | None:
-        try:
-            return self.queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        """The next event, polling until ``timeout``; None if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._events:
+                return _built(self._events.popleft())
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.001)
 
 
 class EventHub:
@@ -283,15 +321,27 @@ class EventHub:
     def __init__(self, ring: int = RING_EVENTS) -> None:
         self._seq = itertools.count(1)
         self._ring_size = ring
-        self._rings: dict[int, collections.deque[TraceEvent]] = {}
+        self._rings: dict[int, collections.deque[_Entry]] = {}
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
         #: called with each dropped subscription (the daemon logs it)
         self.on_drop: Callable[[Subscription], None] | None = None
 
+    def publish_apdu(self, slot: int, rec: ApduRecord, *, fault: str = "") -> None:
+        """The card's fast path: the record is kept; the event is built when someone reads it."""
+        self._add(PendingApdu(slot, rec, fault, time.time()))
+
     def publish(self, event: TraceEvent) -> TraceEvent:
+        entry = replace(event, time=event.time or time.time())
+        self._add(entry)
+        return entry
+
+    def _add(self, event: _Entry) -> None:
         with self._lock:
-            event = replace(event, seq=next(self._seq), time=event.time or time.time())
+            if isinstance(event, PendingApdu):
+                event.seq = next(self._seq)
+            else:
+                object.__setattr__(event, "seq", next(self._seq))  # not shared with anyone yet
             ring = self._rings.get(event.slot)
             if ring is None:
                 ring = self._rings[event.slot] = collections.deque(maxlen=self._ring_size)
@@ -305,15 +355,15 @@ class EventHub:
         for sub in lagging:
             if self.on_drop is not None:
                 self.on_drop(sub)
-        return event
 
     def recent(self, slot: int | None = None, *, last: int | None = None, after: int = 0) -> list[TraceEvent]:
         """Events still in the rings, oldest first: of ``slot`` (or all), with seq > ``after``, the ``last`` N."""
         with self._lock:
-            return self._recent(slot, last, after)
+            entries = self._recent(slot, last, after)
+        return [_built(e) for e in entries]
 
-    def _recent(self, slot: int | None, last: int | None, after: int) -> list[TraceEvent]:
-        rings: Iterable[collections.deque[TraceEvent]] = (
+    def _recent(self, slot: int | None, last: int | None, after: int) -> list[_Entry]:
+        rings: Iterable[collections.deque[_Entry]] = (
             self._rings.values() if slot is None else [self._rings.get(slot, collections.deque())]
         )
         events = sorted((e for ring in rings for e in ring if e.seq > after), key=lambda e: e.seq)
@@ -327,7 +377,7 @@ class EventHub:
         with self._lock:
             backlog = self._recent(slot, last, 0)
             self._subs.append(sub)
-        return sub, backlog
+        return sub, [_built(e) for e in backlog]
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
