@@ -31,7 +31,7 @@ from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv
 from ..registry import Registry
 from ..store import Namespace
 from . import isd_manage, isd_scp11
-from .base import Applet, CommandContext, command
+from .base import Applet, CommandContext, Secret, command
 from .isd_content import ISD_ELF_AID, AppRecord, CardLifeCycle, GPRegistry, LoadFile, load_records
 from .isd_keys import KeyStore, keyset_from_json, keyset_to_json
 
@@ -355,14 +355,14 @@ class ISDApplet(Applet):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"GET DATA {tag:04X}")
         return ResponseAPDU(value)
 
-    @command(INS.INITIALIZE_UPDATE)
+    @command(INS.INITIALIZE_UPDATE, secret=Secret.BOTH)  # host challenge; card cryptogram
     def initialize_update(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """INITIALIZE UPDATE (GPCS §11.12): handed to the secure channel service."""
         if not cmd.proprietary:
             raise CardError(SW.CLA_NOT_SUPPORTED, "INITIALIZE UPDATE needs CLA 80")
         return self.service.initialize_update(cmd, ctx, sd_aid=self.aid)
 
-    @command(INS.EXTERNAL_AUTHENTICATE)
+    @command(INS.EXTERNAL_AUTHENTICATE, secret=Secret.COMMAND)  # host cryptogram
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """EXTERNAL AUTHENTICATE (GPCS §11.10); 6985 without a preceding INITIALIZE UPDATE."""
         return self.service.external_authenticate(cmd, ctx)
@@ -372,7 +372,7 @@ class ISDApplet(Applet):
         """PERFORM SECURITY OPERATION (Amd F §7.5): an SCP11a/c OCE certificate, to the SCP11 service."""
         return self.service.scp11_command(cmd, ctx)
 
-    @command(INS.INTERNAL_AUTHENTICATE)
+    @command(INS.INTERNAL_AUTHENTICATE, secret=Secret.RESPONSE)  # receipt
     def internal_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """INTERNAL AUTHENTICATE (Amd F §7.6): SCP11b, to the SCP11 service."""
         return self.service.scp11_command(cmd, ctx)
@@ -385,7 +385,7 @@ class ISDApplet(Applet):
     def get_status(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return isd_manage.get_status(self, cmd, ctx)
 
-    @command(INS.PUT_KEY, needs=_MANAGE)
+    @command(INS.PUT_KEY, needs=_MANAGE, secret=Secret.COMMAND)  # key material
     def put_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return isd_manage.put_key(self, cmd, ctx)
 
@@ -397,7 +397,7 @@ class ISDApplet(Applet):
     def set_status(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return isd_manage.set_status(self, cmd, ctx)
 
-    @command(INS.STORE_DATA, needs=_MANAGE)
+    @command(INS.STORE_DATA, needs=_MANAGE, secret=Secret.COMMAND)  # personalization data
     def store_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return isd_manage.store_data(self, cmd, ctx)
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from ...iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
 from ...store import Namespace
-from ..base import CommandContext, command
+from ..base import CommandContext, Secret, command
 from .certs import attestation_certificate, certificate_der
 from .config import DEFAULT_MGMT_KEY, DEFAULT_PIN, DEFAULT_PUK, PIVConfig
 from .consts import (
@@ -133,7 +133,7 @@ class PIVApplet(PIVCardEdge):
         return ResponseAPDU(b"".join(encode_tlv(tag, value) for tag, value in fields))
 
     # -- keys ----------------------------------------------------------------------
-    @command(INS.IMPORT_ASYMMETRIC_KEY)
+    @command(INS.IMPORT_ASYMMETRIC_KEY, secret=Secret.COMMAND)  # private key
     def import_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """IMPORT ASYMMETRIC KEY: P1 algorithm, P2 slot, data: key components + AA/AB policies."""
         if cmd.p2 not in _IMPORT_SLOTS:
@@ -217,7 +217,7 @@ class PIVApplet(PIVCardEdge):
         )
 
     # -- credentials -----------------------------------------------------------------
-    @command(INS.SET_MANAGEMENT_KEY)
+    @command(INS.SET_MANAGEMENT_KEY, secret=Secret.COMMAND)  # the new key
     def set_management_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """SET MANAGEMENT KEY: P2 FF (no touch) / FE (touch); data: alg, 9B, length, key."""
         touch_bytes = (_MGMT_NO_TOUCH, _MGMT_TOUCH)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from ...gp.scp11_service import SCP11INS
 from ...iso7816 import SW, TLV, CardError, CommandAPDU, ResponseAPDU, encode_tlv, parse_tlvs
-from ..base import Applet, CommandContext, command
+from ..base import Applet, CommandContext, Secret, command
 from ..isd import ISD_AID
 from .consts import (
     ASYMMETRIC_SLOTS,
@@ -80,6 +80,15 @@ class SCP11Capable(Protocol):
     def scp11_command(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """SCP11 PERFORM SECURITY OPERATION / INTERNAL AUTHENTICATE (Amd F §7); 6D00 without SCP11."""
         ...
+
+
+def _get_data_secret(cmd: CommandAPDU) -> Secret:
+    """GET DATA of a PIN-protected object (part 1 Table 3) answers secret data."""
+    try:
+        tag = int.from_bytes(single_tlv(cmd.data, PIVTag.TAG_LIST).value, "big")
+    except CardError:
+        return Secret.NONE
+    return Secret.RESPONSE if read_access(tag) is ReadAccess.PIN else Secret.NONE
 
 
 def single_tlv(data: bytes, tag: int) -> TLV:
@@ -180,7 +189,7 @@ class PIVCardEdge(Applet):
         return ResponseAPDU(encode_tlv(PIVTag.APPLICATION_PROPERTY_TEMPLATE, body))
 
     # -- data objects (part 2 §3.1.2, §3.3.2) -------------------------------------
-    @command(INS.GET_DATA)
+    @command(INS.GET_DATA, secret=_get_data_secret)  # PIN-protected objects answer secrets
     def get_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         if (cmd.p1, cmd.p2) != _ALL_DATA_P1P2:
             raise CardError(SW.INCORRECT_P1P2, "GET DATA takes P1P2 3FFF")
@@ -198,7 +207,7 @@ class PIVCardEdge(Applet):
         wrapper = PIVTag.DISCOVERY if tag == ObjectID.DISCOVERY else PIVTag.DATA
         return ResponseAPDU(encode_tlv(wrapper, value))
 
-    @command(INS.PUT_DATA)
+    @command(INS.PUT_DATA, secret=Secret.COMMAND)  # e.g. the PIN-protected object holding a key
     def put_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """PUT DATA: ``5C tag 53 content`` (``7E content`` for discovery); empty content deletes."""
         if (cmd.p1, cmd.p2) != _ALL_DATA_P1P2:
@@ -222,7 +231,7 @@ class PIVCardEdge(Applet):
         return ResponseAPDU()
 
     # -- PIN and PUK (part 2 §3.2.1-3.2.3) ---------------------------------------
-    @command(INS.VERIFY)
+    @command(INS.VERIFY, secret=Secret.COMMAND)  # the PIN
     def verify(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         st = self.status(ctx)
         if cmd.p2 != KeyRef.PIN:
@@ -246,7 +255,7 @@ class PIVCardEdge(Applet):
         log.debug("PIN verified on channel %d", ctx.channel)
         return ResponseAPDU()
 
-    @command(INS.CHANGE_REFERENCE_DATA)
+    @command(INS.CHANGE_REFERENCE_DATA, secret=Secret.COMMAND)  # old and new PIN/PUK
     def change_reference_data(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         ref, old, new = self._old_and_new(cmd, "CHANGE REFERENCE DATA", (KeyRef.PIN, KeyRef.PUK))
         st = self.status(ctx)
@@ -258,7 +267,7 @@ class PIVCardEdge(Applet):
         log.info("%s changed", ref.name)
         return ResponseAPDU()
 
-    @command(INS.RESET_RETRY_COUNTER)
+    @command(INS.RESET_RETRY_COUNTER, secret=Secret.COMMAND)  # PUK and new PIN
     def reset_retry_counter(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """Unblock the PIN with the PUK and set a new PIN (part 2 §3.2.3)."""
         _, puk, new_pin = self._old_and_new(cmd, "RESET RETRY COUNTER", (KeyRef.PIN,))
@@ -294,7 +303,7 @@ class PIVCardEdge(Applet):
         return KeyRef(cmd.p2), cmd.data[:PIN_LEN], cmd.data[PIN_LEN:]
 
     # -- GENERAL AUTHENTICATE (part 2 §3.2.4, Appendix A) -----------------------------
-    @command(INS.GENERAL_AUTHENTICATE)
+    @command(INS.GENERAL_AUTHENTICATE, secret=Secret.BOTH)  # witness/challenge/response, signatures
     def general_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         items = children(single_tlv(cmd.data, PIVTag.DYNAMIC_AUTH_TEMPLATE))
         st = self.status(ctx)
@@ -400,7 +409,7 @@ class PIVCardEdge(Applet):
         return ResponseAPDU(encode_tlv(PIVTag.PUBLIC_KEY_TEMPLATE, public_key_tlvs(key.public_key())))
 
     # -- secure channel, delegated to the ISD (design.md) ------------------------------
-    @command(INS.INITIALIZE_UPDATE)
+    @command(INS.INITIALIZE_UPDATE, secret=Secret.BOTH)  # host challenge; card cryptogram
     def initialize_update(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         if not cmd.proprietary:
             raise CardError(SW.INS_NOT_SUPPORTED, "INITIALIZE UPDATE needs CLA 80")
@@ -408,7 +417,7 @@ class PIVCardEdge(Applet):
             raise CardError(SW.INS_NOT_SUPPORTED, "no secure channel service on this card")
         return self.secure_channel.initialize_update(cmd, ctx, sd_aid=ISD_AID)
 
-    @command(INS.EXTERNAL_AUTHENTICATE)
+    @command(INS.EXTERNAL_AUTHENTICATE, secret=Secret.COMMAND)  # host cryptogram
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         if not cmd.proprietary:
             raise CardError(SW.INS_NOT_SUPPORTED, "EXTERNAL AUTHENTICATE needs CLA 84")
@@ -423,7 +432,7 @@ class PIVCardEdge(Applet):
     def perform_security_operation(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return self._scp11(cmd, ctx)
 
-    @command(SCP11INS.INTERNAL_AUTHENTICATE)
+    @command(SCP11INS.INTERNAL_AUTHENTICATE, secret=Secret.RESPONSE)  # receipt
     def internal_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return self._scp11(cmd, ctx)
 
