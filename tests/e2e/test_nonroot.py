@@ -1,0 +1,335 @@
+"""Issue 12, "no root needed to use it": ``vcard up --user`` and the pytest plugin as a plain user.
+
+Each test runs vcard as an unused uid (``setpriv``; or as the runner itself
+when it is not root), with HOME and XDG_RUNTIME_DIR in a temporary directory
+of that user's: pcscd and the daemon run in a user + network + mount
+namespace of the user's, the socket lands in the user's runtime directory,
+a PC/SC client of the user's (pyscard, opensc-tool) sees the card and its
+removal, and ``vcard down`` leaves no process of the user's behind.
+
+The checkout's interpreter may sit where another user cannot exec it (a
+pyenv under /root): then the user gets a venv of the system's python of the
+same version whose site path is this checkout's virtualenv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from emulator.pytest_plugin import fail_or_skip
+
+pytestmark = pytest.mark.e2e
+
+DEFAULT_ATR = "3b87018065766361726401"
+VPCD_PORTS = (35963, 35964)
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int
+    home: Path
+    python: str
+
+    @property
+    def runtime(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.runtime / "vcard" / "pcscd" / "pcscd.comm"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",  # no /usr/sbin: vcard must find pcscd and ip itself
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "TMPDIR": str(self.home / "tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        if "CI" in os.environ:
+            env["CI"] = os.environ["CI"]
+        return {**env, **extra}
+
+    def prefix(self) -> list[str]:
+        if os.geteuid() != self.uid:
+            return ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
+        return []
+
+    def run(self, args: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix(), *args], env=self.env(**extra), cwd=self.home, capture_output=True, text=True, timeout=120
+        )
+
+    def vcard(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run([self.python, "-m", "emulator.control.cli", *args], **extra)
+
+
+def _works_for(prefix: list[str], python: str) -> bool:
+    """Can the user exec ``python`` from one of their own processes (as the daemon's start does)?"""
+    probe = [*prefix, "sh", "-c", 'exec "$0" -c "import emulator, smartcard, xdist"', python]
+    return subprocess.run(probe, capture_output=True, cwd="/").returncode == 0
+
+
+def _python_for(prefix: list[str], where: Path) -> str:
+    if _works_for(prefix, sys.executable):
+        return sys.executable
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base = next((p for p in (f"/usr/bin/{version}", f"/usr/local/bin/{version}") if os.access(p, os.X_OK)), None)
+    if base is None:
+        fail_or_skip(f"{sys.executable} cannot be run by another user and there is no /usr/bin/{version}")
+    venv = where / "venv"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    site_dir = next((venv / "lib").glob("python3*/site-packages"))
+    ours = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    (site_dir / "vcard-checkout.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    python = str(venv / "bin" / "python")
+    if not _works_for(prefix, python):
+        fail_or_skip(f"no Python interpreter this checkout's packages load in is usable by another user ({python})")
+    return python
+
+
+def _processes_of(uid: int) -> list[int]:
+    """Live (not zombie) processes of ``uid``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields.get("Uid", "-1 ").split()[0]) == uid and fields.get("State", "").strip()[:1] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def helper_dir() -> Iterator[Path]:
+    where = Path(tempfile.mkdtemp(prefix="vcard-nonroot-py-"))
+    where.chmod(0o755)
+    try:
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+@pytest.fixture
+def user(helper_dir: Path) -> Iterator[User]:
+    """An unused uid (or the runner, when it is not root) with its own HOME and XDG_RUNTIME_DIR (0700)."""
+    for tool in ("unshare", "setpriv"):
+        if shutil.which(tool) is None:
+            fail_or_skip(f"{tool} (util-linux) is missing")
+    uid = random.SystemRandom().randrange(50_000, 60_000) if os.geteuid() == 0 else os.geteuid()
+    home = Path(tempfile.mkdtemp(prefix=f"vcard-nonroot-{uid}-"))
+    for d in (home, home / "run", home / "tmp"):
+        d.mkdir(mode=0o700, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(d, uid, uid)
+    prefix = User(uid, home, "").prefix()
+    u = User(uid, home, _python_for(prefix, helper_dir))
+    try:
+        yield u
+    finally:
+        if os.geteuid() == 0:  # whatever a failing test left running: by pid, only this fresh uid's
+            for pid in _processes_of(uid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            u.vcard("down")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _ns(pid: int, kind: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+def _caps(pid: int) -> int:
+    line = next(li for li in Path(f"/proc/{pid}/status").read_text().splitlines() if li.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+WATCH = r"""
+import json, subprocess, sys
+from smartcard import scard
+
+vcard = sys.argv[1:]
+hr, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+assert hr == scard.SCARD_S_SUCCESS, scard.SCardGetErrorMessage(hr)
+hr, readers = scard.SCardListReaders(ctx, [])
+reader = "Virtual PCD 00 00"
+hr, states = scard.SCardGetStatusChange(ctx, 0, [(reader, scard.SCARD_STATE_UNAWARE)])
+_, current, atr = states[0]
+out = {"readers": readers, "present": bool(current & scard.SCARD_STATE_PRESENT), "atr": bytes(atr).hex(), "seen": []}
+for command, want in (("remove", False), ("insert", True)):
+    subprocess.run([*vcard, command], check=True, capture_output=True)  # no --wait: pcscd must tell us
+    while True:  # the 20 s is a hang guard only; pcscd reports within one 400 ms poll
+        hr, states = scard.SCardGetStatusChange(ctx, 20000, [(reader, current)])
+        if hr != scard.SCARD_S_SUCCESS:
+            out["seen"].append(scard.SCardGetErrorMessage(hr))
+            break
+        _, event, _ = states[0]
+        current = event & ~scard.SCARD_STATE_CHANGED
+        if bool(event & scard.SCARD_STATE_PRESENT) == want:
+            out["seen"].append("present" if want else "empty")
+            break
+scard.SCardReleaseContext(ctx)
+print(json.dumps(out))
+"""
+
+
+def test_vcard_up_user_runs_the_stack_without_root(user: User) -> None:
+    up = user.vcard("up", "--user")
+    assert up.returncode == 0, up.stderr
+    assert "own user and network namespace" in up.stdout
+
+    env = user.vcard("env")
+    assert env.returncode == 0, env.stderr
+    assert env.stdout.strip() == f"export PCSCLITE_CSOCK_NAME={user.socket}"
+    status = json.loads(user.vcard("status", "--json").stdout)
+    assert status["pcscd"]["mode"] == "userns" and status["pcscd"]["socket"] == str(user.socket)
+
+    pcscd_pid = status["pcscd"]["pid"]
+    daemon_pid = status["daemon"]["pid"]
+    for pid in (pcscd_pid, daemon_pid):  # the user's own processes, with no capability left
+        assert _processes_of(user.uid).count(pid) == 1
+        assert _caps(pid) == 0
+    # both in one user and network namespace that is not ours; that network has only lo
+    assert _ns(pcscd_pid, "user") == _ns(daemon_pid, "user") != _ns(os.getpid(), "user")
+    assert _ns(pcscd_pid, "net") == _ns(daemon_pid, "net") != _ns(os.getpid(), "net")
+    interfaces = [li.split(":")[0].strip() for li in Path(f"/proc/{pcscd_pid}/net/dev").read_text().splitlines()[2:]]
+    assert interfaces == ["lo"]
+    listening = [
+        int(li.split()[1].rsplit(":", 1)[1], 16)
+        for li in Path(f"/proc/{pcscd_pid}/net/tcp").read_text().splitlines()[1:]
+        if li.split()[3] == "0A"
+    ]
+    assert sorted(listening) == list(VPCD_PORTS)  # vpcd's, inside that namespace only
+
+    # a pcsc_scan-like client of the user's, pointed at the socket by `vcard env`
+    vcard_cmd = [user.python, "-m", "emulator.control.cli"]
+    watch = user.run([user.python, "-c", WATCH, *vcard_cmd], PCSCLITE_CSOCK_NAME=str(user.socket))
+    assert watch.returncode == 0, watch.stderr
+    seen = json.loads(watch.stdout)
+    assert seen["readers"] == ["Virtual PCD 00 00", "Virtual PCD 00 01"]
+    assert seen["present"] and seen["atr"] == DEFAULT_ATR
+    assert seen["seen"] == ["empty", "present"]
+    listing = user.run(["opensc-tool", "-l"], PCSCLITE_CSOCK_NAME=str(user.socket))
+    assert any("Virtual PCD 00 00" in li and " Yes " in li for li in listing.stdout.splitlines()), listing.stdout
+
+    doctor = user.vcard("doctor")
+    assert "[ok  ] user namespaces available" in doctor.stdout, doctor.stdout
+    assert "mode userns" in doctor.stdout
+
+    down = user.vcard("down")
+    assert down.returncode == 0 and down.stdout.strip() == "stopped", down.stderr
+    assert _processes_of(user.uid) == []
+    assert not user.socket.exists()
+
+
+SUITE = """
+import os
+import subprocess
+
+SELECT_PIV = "00A4040009A00000030800001000"
+
+
+def test_the_card_answers_without_root(vcard):
+    assert os.geteuid() != 0
+    assert vcard.stack.stack.mode == "userns"
+    assert vcard.transmit(SELECT_PIV)[-2:] == b"\\x90\\x00"
+
+
+def test_pull_and_put_back(vcard):
+    vcard.remove(wait=True)
+    assert not vcard.stack.status().slots[0].present
+    vcard.insert(wait=True)
+    assert vcard.transmit(SELECT_PIV)[-2:] == b"\\x90\\x00"
+
+
+def test_a_pcsc_tool_reaches_it_with_env(vcard):
+    out = subprocess.run(["opensc-tool", "-l"], env=vcard.env, capture_output=True, text=True)
+    assert any(vcard.reader in line and " Yes " in line for line in out.stdout.splitlines()), out.stdout
+"""
+
+
+def test_the_pytest_fixture_works_in_a_non_root_users_suite(user: User) -> None:
+    suite = user.home / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "test_mine.py").write_text(SUITE)
+    if os.geteuid() == 0:
+        for p in (suite, suite / "pytest.ini", suite / "test_mine.py"):
+            os.chown(p, user.uid, user.uid)
+    run = user.run(
+        [user.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(user.home / "pt"), str(suite)]
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 passed" in run.stdout, run.stdout
+    assert _processes_of(user.uid) == []  # the plugin stopped pcscd and the daemon by pid
+
+
+def test_without_run_pcscd_a_tmpfs_gives_the_mount_point(user: User) -> None:
+    """A machine where pcscd never ran (no /run/pcscd, which a user cannot create): simulated with a
+    tmpfs on /run in a mount namespace of the test's (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("simulating a machine without /run/pcscd needs root")
+    up = [*user.prefix(), user.python, "-m", "emulator.control.cli", "up", "--user"]
+    script = 'mount -t tmpfs vcard-test /run && test ! -e /run/pcscd && exec "$@"'
+    run = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *up],
+        env=user.env(),
+        cwd=user.home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    listing = user.run(["opensc-tool", "-l"], PCSCLITE_CSOCK_NAME=str(user.socket))
+    assert any("Virtual PCD 00 00" in li and " Yes " in li for li in listing.stdout.splitlines()), listing.stdout
+    assert user.vcard("down").stdout.strip() == "stopped"
+    assert _processes_of(user.uid) == []
+
+
+def test_doctor_and_up_explain_disabled_user_namespaces(user: User) -> None:
+    """user.max_user_namespaces = 0 in a user namespace of the user's (the knob is per namespace)."""
+    script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --inh-caps=-all --ambient-caps=-all -- "$@"'
+    prefix = [
+        "unshare",
+        "--user",
+        f"--map-user={user.uid}",
+        f"--map-group={user.uid}",
+        "--keep-caps",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        user.python,
+        "-m",
+        "emulator.control.cli",
+    ]
+    doctor = user.run([*prefix, "doctor"])
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    lines = doctor.stdout.splitlines()
+    at = next(i for i, li in enumerate(lines) if "user namespaces unavailable" in li)
+    assert lines[at].startswith("[FAIL]") and "user.max_user_namespaces = 0" in lines[at]
+    assert "sysctl -w user.max_user_namespaces=15000" in lines[at + 1] and "fix:" in lines[at + 1]
+
+    up = user.run([*prefix, "up", "--user"])
+    assert up.returncode == 1
+    assert up.stderr.count("\n") == 1 and "user.max_user_namespaces = 0" in up.stderr, up.stderr
+    assert _processes_of(user.uid) == []
