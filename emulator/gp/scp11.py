@@ -151,7 +151,7 @@ class AuthRequest:
 
     kid: int
     key_len: int
-    shared_info: bytes  #: key usage || key type || key length (|| host id), the KDF's SharedInfo
+    shared_info: bytes  #: key usage || key type || key length, the KDF's SharedInfo
     epk_oce: ec.EllipticCurvePublicKey
 
     @classmethod
@@ -178,8 +178,9 @@ class AuthRequest:
             epk = public_key_from_point(items[1].value)
         except ValueError:
             raise CardError(SW.WRONG_DATA, "SCP11: ePK.OCE is not a P-256 point") from None
-        shared_info = usage + key_type + length + crt.get(SCP11Tag.HOST_ID, b"")
-        return cls(kid, length[0], shared_info, epk)
+        if SCP11Tag.HOST_ID in crt:  # the host/card ID option changes SharedInfo; this card does not offer it
+            raise CardError(SW.WRONG_DATA, "SCP11: host and card identifiers (tag 84) are not supported")
+        return cls(kid, length[0], usage + key_type + length, epk)
 
 
 def authenticate(

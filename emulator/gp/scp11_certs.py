@@ -64,6 +64,14 @@ def _authority_key_id(cert: x509.Certificate) -> bytes | None:
     return aki.key_identifier
 
 
+def _may_issue(cert: x509.Certificate) -> bool:
+    """A certificate followed by another must be a CA when it says what it is (RFC 5280 §4.2.1.9)."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return True
+
+
 def _allows_key_agreement(cert: x509.Certificate) -> bool:
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -122,6 +130,8 @@ class OCEChain(SessionBase):
         if not verify_signed_by(cert, self._issuer):
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "certificate signature does not verify")
         if cmd.p2 & MORE_FOLLOWS:
+            if not _may_issue(cert):
+                raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "an intermediate certificate is not a CA")
             self._issuer = public_key
             return ResponseAPDU()
         allow = self._trust.allow_list

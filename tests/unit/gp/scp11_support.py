@@ -21,7 +21,7 @@ from minidriver import scp11_keys
 from minidriver.iso7816 import CommandAPDU as HostCommand
 from minidriver.scp11 import SCP11Host, SCP11Params
 
-__all__ = ["Chain", "make_chain", "run_handshake", "send_wrapped", "transmit"]
+__all__ = ["Chain", "issue_leaf", "make_chain", "run_handshake", "send_wrapped", "transmit"]
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
@@ -53,6 +53,7 @@ def _cert(
     else:
         usage = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
         builder = builder.add_extension(usage, critical=True)
+        builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     return builder.sign(signer, hashes.SHA256())
 
 
@@ -86,6 +87,13 @@ def make_chain(*, serial: int = 0x1234) -> Chain:
     )
     oce_cert = _cert("Example OCE Certificate", oce_key.public_key(), inter_name, ka_key, ca=False, serial=serial)
     return Chain(ca_key, ca_cert, intermediate, oce_key, oce_cert)
+
+
+def issue_leaf(signer: ec.EllipticCurvePrivateKey, issuer: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    """A key-agreement certificate signed by ``signer`` (DER) and its private key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert("Issued by a leaf", key.public_key(), issuer, signer, ca=False, serial=0x99)
+    return key, cert.public_bytes(serialization.Encoding.DER)
 
 
 def transmit(card: VirtualCard, apdu: bytes) -> ResponseAPDU:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from scp11_support import Chain, make_chain, run_handshake, send_chained, send_wrapped, transmit
+from scp11_support import Chain, issue_leaf, make_chain, run_handshake, send_chained, send_wrapped, transmit
 from yubikit.core import Tlv
 from yubikit.core.smartcard.scp import KeyRef, Scp11KeyParams, ScpState
 
@@ -359,3 +359,25 @@ def test_scp11b_on_a_logical_channel() -> None:
     host.process_authenticate_response(resp.data)
     assert send_wrapped(card, host, h("81CA00CF00")).data == h("CF0A") + bytes(10)
     assert transmit(card, h("80CA00CF00")).sw == 0x9000  # the basic channel stays plain
+
+
+def test_a_leaf_certificate_cannot_issue_the_next_one() -> None:
+    card = make_card()
+    chain = make_chain()
+    pk = provision_scp11a(card, chain)
+    # the OCE certificate (CA:FALSE) used to sign one more: correctly signed, but not allowed to issue
+    key, extra = issue_leaf(chain.oce_key, "Example OCE Certificate")
+    ders = (*chain.ders, extra)
+    params = SCP11Params(kid=0x11, kvn=3, pk_sd=pk, sk_oce=key, certificates=ders, oce_kvn=3)
+    _, resp = run_handshake(card, params)
+    assert resp.sw == 0x6982
+
+
+def test_host_and_card_identifiers_are_refused() -> None:
+    card = make_card()
+    apdu = bytearray(SCP11HostFor(card_scp11b_key(card)).authenticate_apdu())
+    # A6 0D ... -> A6 10 ... 84 01 AA (host ID) inserted at the end of the template
+    body = bytes(apdu[7:20]) + bytes.fromhex("8401AA")
+    rest = bytes(apdu[20:-1])
+    data = bytes((0xA6, len(body))) + body + rest
+    assert transmit(card, bytes(apdu[:4]) + bytes((len(data),)) + data + b"\x00").sw == 0x6A80
