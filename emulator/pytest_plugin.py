@@ -17,6 +17,22 @@ its state in the test's tmp_path; ``vcard.remove(wait=True)`` /
 test ends), ``vcard.trace()`` returns what crossed the wire since the test
 started, ``vcard.reset()`` warm-resets the card through pcscd. When a test
 that uses ``vcard`` fails, its report shows the trace ("vcard trace").
+
+Choosing the card: ``@pytest.mark.vcard(profile="piv-nist", slot=1)`` (a
+built-in profile or a .toml path relative to the test file; slot 0 or 1).
+``@pytest.mark.vcard(scope="module")`` on a module (``pytestmark``) or test
+shares one card among the module's tests that ask for it, its state kept from
+test to test (nothing is reset in between); by default each test gets a fresh
+card. ``vcard_pair`` gives two cards at once (slots 0 and 1; the marker's
+``other_profile`` picks the second one's profile).
+
+A fresh card is fast: the card a test leaves in slot 0 stays there, and the
+next test's card replaces it in place (control op ``renew``) followed by a
+warm reset through pcscd, about 20 ms instead of ~0.8 s for a removal and an
+insertion (each waits for one of pcscd's 400 ms presence polls). An
+application that holds a handle across it gets ``SCARD_W_RESET_CARD``; one
+that only watches ``SCardGetStatusChange`` sees no event (pcscd reports none
+for a reset). The summary at the end of the run shows the fixture's overhead.
 """
 
 from __future__ import annotations
@@ -31,13 +47,14 @@ from typing import Any, NoReturn
 
 import pytest
 
+from . import fixture_cards
 from .control import pcsc
 from .control.api import FaultInfo, VCard
 from .control.stack import StackError
 from .faults import FaultKind
 from .trace import TraceEvent, format_event
 
-__all__ = ["LiveCard", "fail_or_skip", "vcard", "vcard_stack"]
+__all__ = ["LiveCard", "fail_or_skip", "vcard", "vcard_pair", "vcard_stack"]
 
 
 def fail_or_skip(reason: str) -> NoReturn:
@@ -124,26 +141,80 @@ class LiveCard:
         return bytes(data) + bytes((sw1, sw2))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", fixture_cards.MARK_HELP)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How long the fixtures took to give each test its card (issue 11: aim under 0.5 s)."""
+    for line in fixture_cards.summary_lines():
+        terminalreporter.write_line(line)
+
+
+def _spec(request: pytest.FixtureRequest) -> fixture_cards.CardSpec:
+    marker = request.node.get_closest_marker(fixture_cards.MARK)
+    if marker is None:
+        return fixture_cards.CardSpec()
+    try:
+        return fixture_cards.card_spec(dict(marker.kwargs), tuple(marker.args), base=request.path.parent)
+    except fixture_cards.SpecError as exc:
+        raise pytest.UsageError(f"{request.node.nodeid}: {exc}") from None
+
+
+def _card(request: pytest.FixtureRequest, stack: VCard, slot: int, profile: str, state: Path) -> LiveCard:
+    """The card of ``profile`` with its state at ``state`` in ``slot``, no fault left, trace from here."""
+    stack.fault_clear(slot)
+    mark = stack.trace_mark()
+    toml = fixture_cards.place(stack, slot, profile, state)
+    return LiveCard(stack, slot, toml, trace_start=mark)
+
+
+def _done(stack: VCard, card: LiveCard, *, keep: bool) -> None:
+    with contextlib.suppress(Exception):  # the daemon may be gone (a test killed it)
+        stack.fault_clear(card.slot)
+    fixture_cards.release(stack, card.slot, Path(card.profile).with_suffix(".sqlite"), keep=keep)
+
+
+@pytest.fixture(scope="module")
+def _vcard_module_dir(vcard_stack: VCard, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the module's shared cards keep their state; they are pulled when the module ends."""
+    where = tmp_path_factory.mktemp("vcard-module")
+    yield where
+    with contextlib.suppress(Exception):
+        for s in vcard_stack.status().slots:
+            if s.present and s.state_file and Path(s.state_file).parent == where:
+                vcard_stack.remove(s.slot, wait=True)
+
+
 @pytest.fixture
-def vcard(vcard_stack: VCard, tmp_path: Path) -> Iterator[LiveCard]:
-    profile_text = _default_profile_with_state(tmp_path / "card.sqlite")
-    profile = tmp_path / "card.toml"
-    profile.write_text(profile_text)
-    card = LiveCard(vcard_stack, 0, str(profile))
+def vcard(vcard_stack: VCard, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveCard]:
+    spec = _spec(request)
     _stack_up(vcard_stack)  # a previous test may have killed the daemon
-    vcard_stack.fault_clear(0)
-    if vcard_stack.status().slots[0].present:
-        vcard_stack.remove(0, wait=True)
-    card.trace_start = vcard_stack.trace_mark()
-    card.insert(wait=True)
+    if spec.scope == "module":
+        where: Path = request.getfixturevalue("_vcard_module_dir")
+        state = where / f"slot{spec.slot}-{Path(spec.profile).stem}.sqlite"
+    else:
+        state = tmp_path / "card.sqlite"
+    card = _card(request, vcard_stack, spec.slot, spec.profile, state)
     try:
         yield card
     finally:
-        with contextlib.suppress(Exception):  # the daemon may be gone (a test killed it)
-            vcard_stack.fault_clear(0)
-        status = vcard_stack.status()
-        if status.slots and status.slots[0].present:
-            vcard_stack.remove(0, wait=True)
+        if spec.scope == "function":
+            _done(vcard_stack, card, keep=True)
+        else:
+            with contextlib.suppress(Exception):
+                vcard_stack.fault_clear(card.slot)
+
+
+@pytest.fixture
+def vcard_pair(vcard: LiveCard, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[LiveCard, LiveCard]]:
+    """Two cards: ``vcard`` and a fresh one in the other slot (profile: the marker's other_profile)."""
+    spec = _spec(request)
+    other = _card(request, vcard.stack, 1 - vcard.slot, spec.other_profile or spec.profile, tmp_path / "other.sqlite")
+    try:
+        yield vcard, other
+    finally:
+        _done(vcard.stack, other, keep=True)
 
 
 #: trace lines a failing test's report shows (the last ones)

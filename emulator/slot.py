@@ -113,7 +113,7 @@ class Slot:
         if old_on_remove is not None:
             old_on_remove()
         log.info("slot %d: card renewed in place (profile %s)", self.number, profile)
-        self._publish(CardEvent(self.number, "renew", f"profile {profile}"))
+        self._publish(CardEvent(self.number, "insert", f"profile {profile}, in place of the previous card"))
 
     def remove(self, *, kind: str = "remove", detail: str = "") -> bool:
         """Pull the card; returns False if the slot was empty."""
