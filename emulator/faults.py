@@ -12,17 +12,27 @@ Kinds and what they model:
 
 * ``sw``: the command never reaches the card; the reader gets ``sw``.
 * ``latency``: the card answers ``delay_ms`` later (the command runs).
-* ``mute``: the card never answers. pcscd + vpcd have no timeout for a card
-  that is silent (vpcd's ``recv`` blocks and the client's ``SCardTransmit``
-  with it), so the host never gives up by itself; after ``delay_ms`` (a
-  bound, at most :data:`MAX_MUTE_MS`) the slot pulls the card, and the client
-  sees the transmit fail (pyscard: "Card returned no valid response"; vpcd
-  turns the dropped link into an empty answer), then the card removed.
+* ``mute``: the card never answers. pcscd 1.9.9 + vpcd 0.8 have no timeout
+  for a silent card (vpcd's ``recv`` blocks holding the reader, and the
+  client's ``SCardTransmit`` with it; presence polls stop meanwhile), so the
+  host never gives up by itself. After ``delay_ms`` (default
+  :data:`DEFAULT_MUTE_MS`, at most :data:`MAX_MUTE_MS`; ``vcard remove`` ends
+  it at once) the slot pulls the card.
 * ``tear``: pull the card at the matching command. ``before``: the command
   never runs. ``after``: it runs and commits, then the link drops before its
-  response reaches the host (the host sees the same failure as above).
-* ``slow-atr``: the ATR after a power-on or reset comes ``delay_ms`` late.
+  response reaches the host.
+* ``slow-atr``: the ATR after a power-on or reset comes ``delay_ms`` late
+  (``SCardConnect``/``SCardReconnect`` wait; pcscd has no ATR timeout either).
 * ``atr``: the ATR after a power-on or reset is ``atr`` instead of the card's.
+  pcscd powers an idle card down, so one ``SCardReconnect(RESET)`` can be a
+  power-on and a reset (two ATRs): use ``count=None`` and clear it.
+
+What the host sees when the card is pulled under a command (tear, mute),
+measured through pyscard: the pending ``SCardTransmit`` returns
+SCARD_S_SUCCESS with an *empty* response (vpcd turns the dropped link into
+one; pyscard's connection raises CardConnectionException), the next
+transmit on that handle SCARD_E_NOT_TRANSACTED, and once pcscd's presence
+poll saw the card go, SCARD_W_REMOVED_CARD.
 """
 
 from __future__ import annotations
@@ -222,10 +232,11 @@ class FaultTable:
             spec = fault.spec
             if not wanted(spec):  # type: ignore[operator]
                 continue
-            if spec.kind in _TERMINAL and terminal is not None:
-                continue  # one answer per command; a later terminal fault waits for the next
-            fault.seen += 1
+            fault.seen += 1  # every matching command counts, whoever answers it
             if fault.seen <= spec.skip:
+                continue
+            if spec.kind in _TERMINAL and terminal is not None:
+                fault.seen -= 1  # one answer per command: this one waits for the next match
                 continue
             fault.fired += 1
             fired.append(replace(fault))

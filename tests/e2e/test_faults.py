@@ -307,3 +307,24 @@ def test_cli_fault_add_list_clear_and_usage_errors(vcard: LiveCard) -> None:
         out = cli(vcard, *bad)
         assert out.returncode == 2 and out.stderr.startswith("vcard: ") and out.stderr.count("\n") == 1, (bad, out)
     assert cli(vcard, "fault", "clear", "f999").returncode == 1
+
+
+# -- the README example, as written there ------------------------------------------------------------
+def test_readme_example(vcard: LiveCard) -> None:
+    select_piv = bytes.fromhex("00A4040009A00000030800001000")
+    verify = bytes.fromhex("0020008008313233343536FFFF")  # the default profile's test PIN 123456
+
+    vcard.fault("sw", ins=0x20, sw=0x6F00)  # the next VERIFY answers 6F00 (the card never sees it)
+    vcard.fault("tear", ins=0x20, skip=1, when="after")  # the 2nd VERIFY runs, then the card is pulled
+    conn = vcard.connect()
+    conn.transmit(list(select_piv))
+    assert conn.transmit(list(verify))[1:] == (0x6F, 0x00)
+    with pytest.raises(CardConnectionException):  # no answer: the card is gone
+        conn.transmit(list(verify))
+    pcsc.wait_for_card(vcard.reader, present=False, timeout=5)
+
+    trace = vcard.trace()
+    assert [e.kind for e in trace if isinstance(e, FaultEvent)] == ["sw", "tear"]
+    last = [e for e in trace if isinstance(e, ApduEvent) and e.ins_name == "VERIFY"][-1]
+    assert last.sw == 0x9000 and last.command_data is None  # it ran on the card; the PIN is redacted
+    vcard.insert(wait=True)  # and the card is back, PIN verified once: retries full
