@@ -5,6 +5,8 @@ Sans-I/O: a card from the default profile, ``transmit(bytes)``, and a list as th
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from emulator.applets.base import Applet, Secret
@@ -12,7 +14,9 @@ from emulator.applets.piv.applet import PIVApplet
 from emulator.card import VirtualCard
 from emulator.faults import FaultKind, FaultSpec, FaultTable, TearWhen
 from emulator.iso7816 import CommandAPDU
-from emulator.trace import ApduEvent, ApduRecord, CardEvent, EventHub, format_event, sm_name
+from emulator.slot import CardAbsent, Slot
+from emulator.trace import ApduEvent, ApduRecord, CardEvent, EventHub, FaultEvent, format_event, sm_name
+from emulator.transport.vpcd import Ctrl
 from tests.unit.applets.isd_helpers import GPHost, make_card
 
 h = bytes.fromhex
@@ -217,3 +221,65 @@ def test_fault_spec_refuses_what_cannot_work(kwargs: dict, needle: str) -> None:
 
 def test_mute_gets_a_bound_by_default() -> None:
     assert FaultSpec.mute().delay_ms > 0
+
+
+# -- the slot carries out faults (sans-I/O: no socket, drop_link recorded) ------------------------------
+def slot_with_card() -> tuple[Slot, EventHub, list[str]]:
+    hub = EventHub()
+    slot = Slot(0, events=hub)
+    dropped: list[str] = []
+    slot.drop_link = lambda: dropped.append("link")
+    slot.insert(make_card(), profile="default", state_file=":memory:")
+    slot.control(Ctrl.POWER_ON)
+    return slot, hub, dropped
+
+
+def test_tear_after_runs_the_command_then_pulls_the_card() -> None:
+    slot, hub, dropped = slot_with_card()
+    assert slot.atr() == slot.card.atr  # type: ignore[union-attr]
+    slot.faults.add(FaultSpec(FaultKind.TEAR, ins=0xA4, when=TearWhen.AFTER))
+    with pytest.raises(CardAbsent):
+        slot.transmit(SELECT_PIV)
+    assert slot.card is None and dropped == ["link"]
+    kinds = [(type(e).__name__, getattr(e, "kind", getattr(e, "ins_name", ""))) for e in hub.recent(0)]
+    assert kinds[-3:] == [("FaultEvent", "tear"), ("ApduEvent", "SELECT"), ("CardEvent", "tear")]
+
+
+def test_tear_before_never_reaches_the_card() -> None:
+    slot, hub, dropped = slot_with_card()
+    slot.faults.add(FaultSpec(FaultKind.TEAR, ins=0xA4))
+    with pytest.raises(CardAbsent):
+        slot.transmit(SELECT_PIV)
+    assert dropped == ["link"] and not [e for e in hub.recent(0) if isinstance(e, ApduEvent)]
+
+
+def test_mute_is_bounded_and_cut_short_by_removal() -> None:
+    slot, _, dropped = slot_with_card()
+    slot.faults.add(FaultSpec.mute(ins=0xA4, delay_ms=60_000))
+    threading.Timer(0.05, slot.interrupt).start()
+    with pytest.raises(CardAbsent):
+        slot.transmit(SELECT_PIV)  # returns after the interrupt, not after 60 s
+    assert slot.card is None and dropped == ["link"]
+
+
+def test_atr_faults_fire_on_the_atr_after_power_on_not_on_presence_polls() -> None:
+    slot, hub, _ = slot_with_card()
+    other = h("3B8001800101")
+    slot.faults.add(FaultSpec(FaultKind.ATR, atr=other))
+    own = slot.card.atr  # type: ignore[union-attr]
+    assert slot.atr() == other  # the ATR asked for by the power-on
+    assert slot.atr() == own  # a presence poll: not counted, and the fault is spent anyway
+    slot.faults.add(FaultSpec(FaultKind.ATR, atr=other))
+    assert slot.atr() == own  # still a poll: the fault waits for a power-on or reset
+    slot.control(Ctrl.RESET)
+    assert slot.atr() == other
+    assert [e.kind for e in hub.recent(0) if isinstance(e, FaultEvent)] == ["atr", "atr"]
+
+
+def test_sw_fault_is_traced_as_the_answer() -> None:
+    slot, hub, _ = slot_with_card()
+    slot.faults.add(FaultSpec(FaultKind.SW, ins=0xA4, sw=0x6A82))
+    assert slot.transmit(SELECT_PIV) == h("6A82")
+    ev = [e for e in hub.recent(0) if isinstance(e, ApduEvent)][-1]
+    assert ev.fault == "f1" and ev.sw_name == "FILE_NOT_FOUND"
+    assert slot.transmit(SELECT_PIV)[-2:] == h("9000")  # spent
