@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start
 __all__ = ["DaemonNotRunning", "FaultInfo", "ProfileError", "SlotStatus", "StackError", "Status", "VCard"]
 
 DEFAULT_WAIT = 5.0
+
+
+#: told each long step as it starts (``vcard up``/``insert`` print them on a terminal)
+Progress = Callable[[str], None]
+
+
+def _tell(progress: Progress | None, step: str) -> None:
+    if progress is not None:
+        progress(step)
 
 
 def _check_timeout(timeout: float) -> None:
@@ -87,8 +97,11 @@ class VCard:
         verbose: bool = False,
         trace: bool = False,
         user: bool = False,
+        progress: Progress | None = None,
     ) -> Status:
         """Start what is not running: pcscd, the daemon, a card in slot 0.
+
+        ``progress`` is told each long step as it starts (the CLI prints them).
 
         ``user``: no root needed; pcscd runs in a user + network + mount
         namespace of this user's, its socket in the runtime directory
@@ -115,15 +128,17 @@ class VCard:
                 info.save(self.paths)
             else:
                 stop_daemon(self.paths)  # a daemon bound to a dead pcscd's namespace is useless
+                _tell(progress, "starting pcscd" + (" (own socket and namespaces)" if private or user else ""))
                 info = start_pcscd(self.paths, private=private, listen_any=listen_any, user=user)
                 fresh = True
         pcsc.use_socket(info.pcscd_socket)
         if not self._daemon_alive():
+            _tell(progress, "starting the daemon and connecting to vpcd")
             start_daemon(self.paths, info, state_dir=self.state_dir, verbose=verbose, trace=trace, fresh_pcscd=fresh)
         if insert:
             slot0 = self.client.request("status")["slots"][0]
             if not slot0["present"]:
-                self.insert(0, profile=profile, wait=wait)
+                self.insert(0, profile=profile, wait=wait, progress=progress)
             elif wanted is not None and slot0["profile"] != wanted.name:
                 raise StackError(
                     f"the stack already runs and slot 0 holds a card from profile {slot0['profile']} "
@@ -197,6 +212,7 @@ class VCard:
         fresh: bool = False,
         wait: bool = False,
         timeout: float = DEFAULT_WAIT,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Insert a card from ``profile``; its state file is under this VCard's ``state_dir`` if given.
 
@@ -208,10 +224,16 @@ class VCard:
             _check_timeout(timeout)
         if profile is not None and (profile.endswith(".toml") or os.sep in profile):
             profile = str(Path(profile).resolve())
-        self._check_profile(profile)
+        checked = self._check_profile(profile)
+        if progress is not None:  # a new card with many keys takes a while to make: say so
+            checked = checked or load_profile(None, state_dir=self.state_dir)
+            keys = len(checked.piv.get("keys", ()))
+            if keys and (fresh or not checked.state_file.exists()):
+                progress(f"creating a new card from profile {checked.name}: {keys} keys to make")
         extra: dict[str, Any] = {} if self.state_dir is None else {"state_dir": str(self.state_dir.absolute())}
         reply = self.client.request("insert", slot=slot, profile=profile, fresh=fresh, **extra)
         if wait:
+            _tell(progress, f"waiting for pcscd to report the card in slot {slot}")
             pcsc.wait_for_card(self.reader_name(slot), present=True, timeout=timeout)
         return reply
 

@@ -126,6 +126,7 @@ def build_parser() -> Parser:
     up.add_argument("--vpcd-listen-any", action="store_true", help="allow vpcd on 0.0.0.0 if no namespace can be made")
     up.add_argument("--no-card", action="store_true", help="start with both slots empty")
     up.add_argument("--trace", action="store_true", help="daemon logs APDUs (secrets redacted); when it starts")
+    up.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (shown on a terminal)")
 
     command("down", "stop the daemon and the pcscd that vcard started")
     status = command("status", "readers, slots, cards, profiles and state files")
@@ -145,6 +146,7 @@ def build_parser() -> Parser:
     ins.add_argument("--fresh", action="store_true", help="a new card from the profile; the old state is set aside")
     ins.add_argument("--wait", action="store_true", help="return once pcscd reports the card")
     ins.add_argument("--timeout", type=cli_args.timeout, default=5.0, help=timeout_help)
+    ins.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (shown on a terminal)")
 
     rem = command("remove", "pull the card out of a slot")
     rem.add_argument("--slot", type=cli_args.slot, default=0, help=slot_help)
@@ -185,6 +187,20 @@ def _print_status(status: Status) -> None:
             print(f"slot {s.slot}: {reader}: empty")
 
 
+def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """Long steps as they start, on stderr: only on a terminal, never with --quiet (stdout stays the result)."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    import time
+
+    start = time.monotonic()
+
+    def tell(step: str) -> None:
+        print(f"vcard: [{time.monotonic() - start:5.1f} s] {step} ...", file=sys.stderr, flush=True)
+
+    return tell
+
+
 def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
     before = vc.status()
     status = vc.up(
@@ -195,6 +211,7 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
         verbose=args.verbose,
         trace=args.trace,
         user=args.user,
+        progress=_progress(args),
     )
     _print_status(status)
     # options that only matter when something starts: say so instead of dropping them silently
@@ -256,7 +273,14 @@ def _cmd_status(vc: VCard, args: argparse.Namespace) -> int:
 
 
 def _cmd_insert(vc: VCard, args: argparse.Namespace) -> int:
-    reply = vc.insert(args.slot, profile=args.profile, fresh=args.fresh, wait=args.wait, timeout=args.timeout)
+    reply = vc.insert(
+        args.slot,
+        profile=args.profile,
+        fresh=args.fresh,
+        wait=args.wait,
+        timeout=args.timeout,
+        progress=_progress(args),
+    )
     print(f"slot {reply['slot']}: inserted card (profile {reply['profile']}, state {reply['state_file']})")
     if reply.get("set_aside"):
         print(f"previous state set aside as {reply['set_aside']}")
