@@ -229,7 +229,9 @@ class VCard:
             checked = checked or load_profile(None, state_dir=self.state_dir)
             keys = len(checked.piv.get("keys", ()))
             if keys and (fresh or not checked.state_file.exists()):
-                progress(f"creating a new card from profile {checked.name}: {keys} keys to make")
+                progress(
+                    f"creating a new card from profile {checked.name}: {keys} key{'s' if keys > 1 else ''} to make"
+                )
         extra: dict[str, Any] = {} if self.state_dir is None else {"state_dir": str(self.state_dir.absolute())}
         reply = self.client.request("insert", slot=slot, profile=profile, fresh=fresh, **extra)
         if wait:
