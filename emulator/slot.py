@@ -241,7 +241,9 @@ class Slot:
         return out
 
     def _pull(self, kind: str, detail: str) -> None:
+        # The slot is empty (and the event published) before the link drops: a host that
+        # sees the card gone and at once asks the daemon (trace, insert) finds it gone too.
+        self.remove(kind=kind, detail=detail)
         drop = self.drop_link
         if drop is not None:
             drop()
-        self.remove(kind=kind, detail=detail)
