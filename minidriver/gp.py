@@ -23,7 +23,7 @@ from enum import IntEnum
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .gpobjects import KeyInfo, RegistryEntry, StatusScope, parse_key_information, parse_status, scp02_i_from_card_data
+from .gpobjects import KeyInfo, RegistryEntry, StatusScope, parse_key_information, parse_status, scp_i_from_card_data
 from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, ResponseAPDU, encode_tlv
 from .pcsc import Connection, PcscError
 from .protocol import SmartCardProtocol, strongest_level
@@ -134,6 +134,7 @@ class GPSession:
         sd_aid: bytes = ISD_AID,
         select: bool = True,
         scp02_i: int | None = None,
+        s16: bool | None = None,
         random: Callable[[int], bytes] = os.urandom,
     ) -> GPSession:
         """SELECT ``sd_aid`` (unless ``select`` is false), INITIALIZE UPDATE, EXTERNAL AUTHENTICATE.
@@ -143,6 +144,9 @@ class GPSession:
         opens either. ``level`` None picks the strongest both sides offer
         (:func:`~minidriver.protocol.strongest_level`). SCP02's i-parameter is
         not in that response: it comes from card data (GET DATA 66), else 15.
+        ``s16`` (SCP03 S16 mode, 16-byte challenges and MACs) None likewise
+        follows the SCP03 i-parameter of the card data (bit 01), else S8; pass
+        False to open an SCP02 key set on a card whose SCP03 runs in S16.
         """
         if not 0x00 <= kvn <= 0xFF:
             raise ValueError(f"key version must be 0x00-0xFF, got 0x{kvn:02X}")
@@ -152,13 +156,18 @@ class GPSession:
             resp = protocol.transceive(CommandAPDU(cla, INS.SELECT, 0x04, 0x00, sd_aid, 256))
             if resp.sw not in (SW.OK, SW.WARNING_CARD_LOCKED):
                 raise ApduError(resp.sw, resp.data, f"SELECT of the security domain {sd_aid.hex().upper()}")
-            if scp02_i is None:
+            if scp02_i is None or s16 is None:
                 card_data = protocol.transceive(
                     CommandAPDU(CLA_GP | cla, INS.GET_DATA, 0x00, DataTag.CARD_DATA, ne=256)
                 )
-                scp02_i = scp02_i_from_card_data(card_data.data) if card_data.ok else None
-        challenge = random(CHALLENGE_LEN)
-        probe = SCP03Host(keys, host_challenge=challenge, sd_aid=sd_aid, channel=channel)
+                data66 = card_data.data if card_data.ok else b""
+                scp02_i = scp_i_from_card_data(data66, 0x02) if scp02_i is None else scp02_i
+                if s16 is None:
+                    scp03_i = scp_i_from_card_data(data66, 0x03)
+                    s16 = scp03_i is not None and bool(scp03_i & 0x01)
+        s16 = bool(s16)
+        challenge = random(2 * CHALLENGE_LEN if s16 else CHALLENGE_LEN)
+        probe = SCP03Host(keys, host_challenge=challenge, sd_aid=sd_aid, channel=channel, s16=s16)
         resp = protocol.transceive(CommandAPDU.parse(probe.initialize_update_apdu(kvn)))
         if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
             raise ApduError(resp.sw, resp.data, f"the card has no key set {kvn:02X} (INITIALIZE UPDATE)")
@@ -288,6 +297,15 @@ class GPSession:
             raise ApduError(resp.sw, resp.data, f"PUT KEY: the card has no key set {replace_kvn:02X} to replace")
         resp.check("PUT KEY")
         command.check_reply(bytes(resp))
+
+    def delete_key_id(self, kid: int) -> None:
+        """DELETE by key identifier alone: ``D0 01 KID`` (GPCS §11.2.2.3): every key with that KID."""
+        if not 0x01 <= kid <= 0x7F:
+            raise ValueError(f"key identifier must be 0x01-0x7F, got 0x{kid:02X}")
+        resp = self.transceive(CommandAPDU(self._cla(), INS.DELETE, 0x00, 0x00, encode_tlv(0xD0, bytes((kid,))), 256))
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
+            raise ApduError(resp.sw, resp.data, f"DELETE: the card has no key with identifier {kid:02X}")
+        resp.check("DELETE key")
 
     def delete_key(self, kvn: int) -> None:
         """DELETE a whole key set: ``D2 01 KVN`` (GPCS §11.2.2.3)."""

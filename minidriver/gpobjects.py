@@ -25,6 +25,7 @@ __all__ = [
     "parse_key_information",
     "parse_status",
     "scp02_i_from_card_data",
+    "scp_i_from_card_data",
 ]
 
 FACTORY_KVN = 0xFF  #: key version of the factory test key set (gp-scp.md §5)
@@ -155,22 +156,32 @@ def parse_status(scope: StatusScope, data: bytes) -> list[RegistryEntry]:
     return entries
 
 
-def scp02_i_from_card_data(data: bytes) -> int | None:
-    """The i-parameter of SCP02 from card data ``66 { 73 { 64 { 06 OID ...04 02 i } } }`` (GPCS §H.2)."""
+def scp_i_from_card_data(data: bytes, scp: int) -> int | None:
+    """The i-parameter of protocol ``scp`` from card data ``66 { 73 { 64 { 06 OID ...04 scp i } ... } }`` (GPCS §H.2).
 
-    def children(value: bytes) -> dict[int, bytes]:
-        return {t.tag: t.value for t in parse_tlvs(value)}
-
+    Card recognition data may list several secure channel protocols (one ``64``
+    each: SCP03 and SCP11 on a YubiKey 5.7); the bare ``73`` a YubiKey answers
+    is read too. None when the card does not name ``scp``.
+    """
     try:
-        items = children(data)
-        inner = children(items.get(GPTag.CARD_DATA, data))
-        recognition = children(inner.get(GPTag.CARD_RECOGNITION_DATA, b""))
-        oid = children(recognition.get(GPTag.SECURE_CHANNEL_OID, b"")).get(GPTag.OID, b"")
+        items = parse_tlvs(data)
+        if len(items) == 1 and items[0].tag == GPTag.CARD_DATA:
+            items = parse_tlvs(items[0].value)
+        recognition = next((t.value for t in items if t.tag == GPTag.CARD_RECOGNITION_DATA), b"")
+        for entry in parse_tlvs(recognition):
+            if entry.tag != GPTag.SECURE_CHANNEL_OID:
+                continue
+            oid = next((t.value for t in parse_tlvs(entry.value) if t.tag == GPTag.OID), b"")
+            if len(oid) >= 2 and oid[-2] == scp:
+                return oid[-1]
     except BadResponseError:
         return None
-    if len(oid) >= 2 and oid[-2] == 0x02:
-        return oid[-1]
     return None
+
+
+def scp02_i_from_card_data(data: bytes) -> int | None:
+    """The i-parameter of SCP02 from card data (GPCS §H.2); None when the card names no SCP02."""
+    return scp_i_from_card_data(data, 0x02)
 
 
 # -- presentation ------------------------------------------------------------------------

@@ -8,7 +8,12 @@ Same shape as :class:`minidriver.scp03.SCP03Host`; the states are described in
   15 (default), 55 and 05 are supported: explicit initiation, three keys,
   C-MAC over the modified APDU, with (15, 55) or without (05) ICV encryption;
 * keys are two-key 3DES (16 bytes); PUT KEY encrypts under the **session** DEK;
-* R-MAC is not implemented, so levels are 00, 01 and 03.
+* levels 00, 01, 03, and 11 / 13 (R-MAC, GPCS E.4.5) when i has bit 20
+  (25, 35, 75). The R-MAC is a retail MAC under the R-MAC session key (derivation
+  constant 0102) over the plain command (CLA without SM and channel bits, INS, P1,
+  P2, Lc of the plain data, the data), the response data length (1 byte), the
+  response data and SW1 SW2; its ICV is zero, then the previous R-MAC. Only
+  9000/62xx/63xx carry one (as SCP03, Amd D §6.2.5). No published vector exists.
 
 Not checked: the pseudo-random card challenge of i=55 (no published vector).
 """
@@ -30,10 +35,12 @@ from minidriver.scpbase import (
     ChannelState,
     CommandAPDU,
     HostSession,
+    IntegrityError,
     SCPError,
     SCPHost,
     SecurityLevel,
     StaticKeys,
+    is_success_or_warning,
 )
 from minidriver.scpkeys import PutKeyCommand, put_key_data_des
 
@@ -47,11 +54,12 @@ CARD_CHALLENGE_LEN = 6
 INIT_RESPONSE_LEN = KDD_LEN + 2 + SEQUENCE_COUNTER_LEN + CARD_CHALLENGE_LEN + CRYPTOGRAM_LEN  # 28
 BLOCK = gpcrypto.DES_BLOCK_LEN
 
-#: EXTERNAL AUTHENTICATE P1 values this host offers for SCP02 (no R-MAC).
-SCP02_LEVELS = frozenset({0x00, 0x01, 0x03})
-#: i-parameter values this host implements (GPCS E.1.1).
-SUPPORTED_I = frozenset({0x05, 0x15, 0x55})
+#: EXTERNAL AUTHENTICATE P1 values this host offers for SCP02 (11/13: R-MAC, when i allows it).
+SCP02_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13})
+#: i-parameter values this host implements (GPCS E.1.1): 05, 15, 55 and each with bit 20 (R-MAC).
+SUPPORTED_I = frozenset({0x05, 0x15, 0x55, 0x25, 0x35, 0x75})
 I_ICV_ENCRYPTION = 0x10  #: ICV encrypted with K1 before each C-MAC after the first
+I_R_MAC = 0x20  #: the card supports R-MAC (GPCS E.1.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +101,19 @@ class _Session(HostSession):
     s_enc: bytes = field(repr=False)
     c_mac: bytes = field(repr=False)
     s_dek: bytes = field(repr=False)
+    r_mac: bytes = field(repr=False)
     icv: bytes = field(default=bytes(BLOCK), repr=False)  #: last C-MAC (GPCS E.4.4)
+    ricv: bytes = field(default=bytes(BLOCK), repr=False)  #: last R-MAC (GPCS E.4.5)
+    rmac_command: bytes = field(default=b"", repr=False)  #: the plain command as it enters the R-MAC
 
 
 class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
     """Host side of one SCP02 secure channel (GPCS Appendix E).
 
-    ``i`` is the card's i-parameter (15, 55 or 05). ``host_challenge`` pins
-    the first host challenge; ``channel`` is the logical channel (0-3) of
-    INITIALIZE UPDATE and EXTERNAL AUTHENTICATE. SCP02 R-MAC is not
-    implemented, so :meth:`unwrap` checks nothing but keeps the same order
+    ``i`` is the card's i-parameter (05, 15, 55, or with bit 20 for R-MAC).
+    ``host_challenge`` pins the first host challenge; ``channel`` is the
+    logical channel (0-3) of INITIALIZE UPDATE and EXTERNAL AUTHENTICATE.
+    Below level 11 :meth:`unwrap` checks nothing but keeps the same order
     rules as SCP03, and callers can treat both alike.
     """
 
@@ -119,7 +130,7 @@ class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
         channel: int = 0,
     ) -> None:
         if i not in SUPPORTED_I:
-            raise ValueError(f"SCP02 i-parameter must be 05, 15 or 55, got {i:02X}")
+            raise ValueError(f"SCP02 i-parameter must be 05, 15, 55, 25, 35 or 75, got {i:02X}")
         for name, key in (("enc", keys.enc), ("mac", keys.mac), ("dek", keys.dek)):
             if len(key) != gpcrypto.DES_KEY_LEN:
                 raise ValueError(f"SCP02 {name} key must be 16 bytes (two-key 3DES), got {len(key)}")
@@ -146,12 +157,15 @@ class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
             s_enc=s_enc,
             c_mac=gpcrypto.scp02_session_key(self._keys.mac, gpcrypto.SCP02Constant.C_MAC, seq),
             s_dek=gpcrypto.scp02_session_key(self._keys.dek, gpcrypto.SCP02Constant.DEK, seq),
+            r_mac=gpcrypto.scp02_session_key(self._keys.mac, gpcrypto.SCP02Constant.R_MAC, seq),
             host_cryptogram=gpcrypto.tdes_cbc_mac(s_enc, card_part + self._host_challenge),
         )
 
     def _security_level(self, session: _Session, level: int) -> SecurityLevel:
         if level not in SCP02_LEVELS:
-            raise ValueError(f"SCP02 security level must be 00, 01 or 03 (no R-MAC here), got {level:02X}")
+            raise ValueError(f"SCP02 security level must be 00, 01, 03, 11 or 13, got {level:02X}")
+        if level & SecurityLevel.R_MAC and not self._i & I_R_MAC:
+            raise SCPError(f"card i=0x{self._i:02X} does not support R-MAC (level {level:02X})")
         return SecurityLevel(level)
 
     def _external_authenticate_mac(self, session: _Session, header: bytes) -> bytes:
@@ -175,7 +189,25 @@ class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
             icv = gpcrypto.des_ecb_encrypt(session.c_mac[:8], icv)
         mac_input = bytes([cmd.cla | CLA_SM, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + MAC_LEN]) + cmd.data
         session.icv = gpcrypto.retail_mac(session.c_mac, mac_input, icv)
+        if session.level & SecurityLevel.R_MAC:
+            header = bytes([cmd.cla & ~0x07, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)])
+            session.rmac_command = header + cmd.data
         return session.icv
+
+    def _unprotect_response(self, session: _Session, response: bytes, data: bytes, sw: int) -> bytes:
+        """Check and strip the R-MAC (GPCS E.4.5) at levels 11/13; errors come back bare."""
+        if not session.level & SecurityLevel.R_MAC or not is_success_or_warning(sw):
+            return response
+        if len(data) < MAC_LEN:
+            raise IntegrityError(f"response with SW {sw:04X} lacks its R-MAC", sw=sw)
+        body, rmac = data[:-MAC_LEN], data[-MAC_LEN:]
+        sw_bytes = response[-2:]
+        mac_input = session.rmac_command + bytes([len(body) & 0xFF]) + body + sw_bytes
+        expected = gpcrypto.retail_mac(session.r_mac, mac_input, session.ricv)
+        if not gpcrypto.ct_equal(expected, rmac):
+            raise IntegrityError("R-MAC mismatch: response altered or not from this session", sw=sw)
+        session.ricv = expected
+        return body + sw_bytes
 
     # --- key management -------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Host side of SCP03 (GPC Card Specification v2.3 Amendment D), S8 mode, sans-I/O.
+"""Host side of SCP03 (GPC Card Specification v2.3 Amendment D v1.2), S8 and S16 modes, sans-I/O.
 
 Bytes in, bytes out: the caller transmits what :class:`SCP03Host` builds and
 feeds back what the card answered. The life cycle and its states are described
@@ -11,9 +11,10 @@ in :mod:`minidriver.scpbase`. In short::
     wire = host.wrap(plain_command)             # C-MAC (+ C-DECRYPTION)
     plain = host.unwrap(card_response)          # R-MAC (+ R-ENCRYPTION) checked
 
-Covered: i = 00/10/20/30/60/70, levels 00/01/03/11/13/33, AES-128/192/256.
-S16 mode (i bit 01) is refused. Keys, cryptograms and decrypted data are never
-logged.
+Covered: i = 00/10/20/30/60/70, levels 00/01/03/11/13/33, AES-128/192/256,
+and S16 mode (i bit 01, Amd D v1.2 §5.1: 16-byte challenges, cryptograms,
+C-MAC and R-MAC; ``SCP03Host(keys, s16=True)``). Keys, cryptograms and
+decrypted data are never logged.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ import minidriver.gpcrypto as gpcrypto  # a submodule import: never reaches the 
 from minidriver.scpbase import (
     CHALLENGE_LEN,
     CLA_SM,
-    CRYPTOGRAM_LEN,
     KDD_LEN,
-    MAC_LEN,
     AuthenticationError,
     CommandAPDU,
     HostSession,
@@ -53,14 +52,15 @@ BLOCK = gpcrypto.AES_BLOCK_LEN
 
 #: EXTERNAL AUTHENTICATE P1 values defined for SCP03 (Amd D §7.1.2).
 SCP03_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13, 0x33})
-#: i-parameter values this host accepts (Amd D §5.1); all S8.
-SUPPORTED_I = frozenset({0x00, 0x10, 0x20, 0x30, 0x60, 0x70})
+#: i-parameter values this host accepts (Amd D v1.2 §5.1): the S8 values and each with 01 (S16).
+SUPPORTED_I = frozenset({0x00, 0x10, 0x20, 0x30, 0x60, 0x70, 0x01, 0x11, 0x21, 0x31, 0x61, 0x71})
+S16_LEN = 16  #: S16 challenge, cryptogram and MAC length (Amd D v1.2 §6.2.2)
 
 
 class SCP03Param(IntEnum):
     """Bits of the SCP03 i-parameter (Amd D §5.1)."""
 
-    S16 = 0x01  #: 16-byte challenges, cryptograms and MACs (not supported here)
+    S16 = 0x01  #: 16-byte challenges, cryptograms and MACs
     PSEUDO_RANDOM = 0x10  #: card challenge derived from a sequence counter
     R_MAC = 0x20  #: R-MAC supported
     R_ENCRYPTION = 0x40  #: R-ENCRYPTION supported (with R-MAC)
@@ -79,10 +79,11 @@ class KDFConstant(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SCP03InitResponse:
-    """INITIALIZE UPDATE response data, S8 (Amd D §7.1.1; gp-scp.md §2.2).
+    """INITIALIZE UPDATE response data (Amd D §7.1.1; gp-scp.md §2.2).
 
     ``KDD (10) || KVN || 03 || i || card challenge (8) || card cryptogram (8)
-    [|| sequence counter (3)]``; the counter is present when i has bit 10.
+    [|| sequence counter (3)]``; the counter is present when i has bit 10. In
+    S16 mode the challenge and the cryptogram are 16 bytes each.
     """
 
     kdd: bytes
@@ -93,11 +94,14 @@ class SCP03InitResponse:
     sequence_counter: bytes | None = None
 
     @classmethod
-    def parse(cls, data: bytes) -> SCP03InitResponse:
+    def parse(cls, data: bytes, *, s16: bool = False) -> SCP03InitResponse:
         """Parse the response data (without SW); ``SCPError`` on a malformed one."""
-        head = KDD_LEN + 3 + CHALLENGE_LEN + CRYPTOGRAM_LEN
+        n = S16_LEN if s16 else CHALLENGE_LEN
+        head = KDD_LEN + 3 + 2 * n
         if len(data) not in (head, head + SEQUENCE_COUNTER_LEN):
-            raise SCPError(f"SCP03 INITIALIZE UPDATE response must be 29 or 32 bytes, got {len(data)}")
+            if len(data) > KDD_LEN + 2 and data[KDD_LEN + 2] & SCP03Param.S16 != s16:
+                raise SCPError(f"the card uses S{'16' if not s16 else '8'} mode (i=0x{data[KDD_LEN + 2]:02X})")
+            raise SCPError(f"SCP03 INITIALIZE UPDATE response must be {head} or {head + 3} bytes, got {len(data)}")
         kvn, scp_id, i = data[KDD_LEN : KDD_LEN + 3]
         if scp_id != SCP_ID:
             raise SCPError(f"card answered with SCP{scp_id:02X}, not SCP03")
@@ -109,8 +113,8 @@ class SCP03InitResponse:
             kdd=data[:KDD_LEN],
             kvn=kvn,
             i=i,
-            card_challenge=data[pos : pos + CHALLENGE_LEN],
-            card_cryptogram=data[pos + CHALLENGE_LEN : head],
+            card_challenge=data[pos : pos + n],
+            card_cryptogram=data[pos + n : head],
             sequence_counter=data[head:] if counter_expected else None,
         )
 
@@ -136,7 +140,8 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
     pseudo-random challenges (i bit 10), the card challenge is checked against
     KDF(static ENC, 02, sequence counter || SD AID) (Amd D §6.2.2.1).
     ``channel`` is the logical channel (0-3) of INITIALIZE UPDATE and
-    EXTERNAL AUTHENTICATE.
+    EXTERNAL AUTHENTICATE. ``s16`` selects S16 mode (the card's i has bit
+    01): 16-byte host challenge, cryptograms and MACs.
     """
 
     PROTOCOL = "SCP03"
@@ -150,18 +155,22 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
         random: Callable[[int], bytes] = os.urandom,
         sd_aid: bytes | None = None,
         channel: int = 0,
+        s16: bool = False,
     ) -> None:
         if sd_aid is not None and not 5 <= len(sd_aid) <= 16:
             raise ValueError(f"sd_aid must be 5-16 bytes, got {len(sd_aid)}")
+        self._s16 = s16
+        self._challenge_len = self._mac_len = S16_LEN if s16 else CHALLENGE_LEN
         super().__init__(keys, host_challenge=host_challenge, random=random, channel=channel)
         self._sd_aid = sd_aid
 
     # --- handshake -----------------------------------------------------------
 
     def _parse_initialize_update_response(self, data: bytes) -> SCP03InitResponse:
-        info = SCP03InitResponse.parse(data)
-        if info.i & SCP03Param.S16:
-            raise SCPError(f"i=0x{info.i:02X}: SCP03 S16 mode is not supported")
+        info = SCP03InitResponse.parse(data, s16=self._s16)
+        if bool(info.i & SCP03Param.S16) != self._s16:
+            wanted = "S16 (SCP03Host(..., s16=True))" if info.i & SCP03Param.S16 else "S8 (s16=False)"
+            raise SCPError(f"i=0x{info.i:02X}: the card runs SCP03 in {wanted}")
         if info.i not in SUPPORTED_I:
             raise SCPError(f"i=0x{info.i:02X} is not a supported SCP03 option")
         return info
@@ -169,15 +178,16 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
     def _authenticate_card(self, info: SCP03InitResponse) -> _Session:
         """Amd D §6.2.2.1 (pseudo-random card challenge), §6.2.1 (session keys) and §6.2.2.2 (card cryptogram)."""
         keys = self._keys
+        n = self._mac_len  # 8 (S8) or 16 (S16): challenges and cryptograms
         if info.sequence_counter is not None and self._sd_aid is not None:
             expected = gpcrypto.scp03_kdf(
-                keys.enc, KDFConstant.CARD_CHALLENGE, info.sequence_counter + self._sd_aid, 8 * CHALLENGE_LEN
+                keys.enc, KDFConstant.CARD_CHALLENGE, info.sequence_counter + self._sd_aid, 8 * n
             )
             if not gpcrypto.ct_equal(expected, info.card_challenge):
                 raise AuthenticationError("card challenge is not the pseudo-random one for this SD AID")
         context = self._host_challenge + info.card_challenge
         s_mac = gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_MAC, context, 8 * len(keys.mac))
-        card_cryptogram = gpcrypto.scp03_kdf(s_mac, KDFConstant.CARD_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN)
+        card_cryptogram = gpcrypto.scp03_kdf(s_mac, KDFConstant.CARD_CRYPTOGRAM, context, 8 * n)
         if not gpcrypto.ct_equal(card_cryptogram, info.card_cryptogram):
             raise AuthenticationError("card cryptogram mismatch: wrong keys or not this card")
         log.debug("SCP03 card authenticated: KVN %02X, i=%02X", info.kvn, info.i)
@@ -186,7 +196,7 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
             s_enc=gpcrypto.scp03_kdf(keys.enc, KDFConstant.S_ENC, context, 8 * len(keys.enc)),
             s_mac=s_mac,
             s_rmac=gpcrypto.scp03_kdf(keys.mac, KDFConstant.S_RMAC, context, 8 * len(keys.mac)),
-            host_cryptogram=gpcrypto.scp03_kdf(s_mac, KDFConstant.HOST_CRYPTOGRAM, context, 8 * CRYPTOGRAM_LEN),
+            host_cryptogram=gpcrypto.scp03_kdf(s_mac, KDFConstant.HOST_CRYPTOGRAM, context, 8 * n),
         )
 
     def _security_level(self, session: _Session, level: int) -> SecurityLevel:
@@ -210,7 +220,7 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
         """C-MAC of ``header || data`` with the channel bits of CLA cleared; advances the chain (Amd D §6.2.4)."""
         mac_header = bytes([(header[0] & 0xF0) | CLA_SM]) + header[1:]
         session.chain = gpcrypto.aes_cmac(session.s_mac, session.chain + mac_header + data)
-        return session.chain[:MAC_LEN]
+        return session.chain[: self._mac_len]
 
     def _encrypt_command_data(self, session: _Session, data: bytes) -> bytes:
         """AES-CBC of the padded data, ICV = E(S-ENC, counter) (Amd D §6.2.6)."""
@@ -223,7 +233,7 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
         The counter advances for every protected command, with data or not
         (gp-scp.md §2.5).
         """
-        mac = self._chain_mac(session, bytes([cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(data) + MAC_LEN]), data)
+        mac = self._chain_mac(session, bytes([cmd.cla, cmd.ins, cmd.p1, cmd.p2, len(data) + self._mac_len]), data)
         session.last_counter = session.counter
         session.counter += 1
         return mac
@@ -236,11 +246,12 @@ class SCP03Host(SCPHost[_Session, SCP03InitResponse]):
         """
         if not session.level & SecurityLevel.R_MAC or not is_success_or_warning(sw):
             return response
-        if len(data) < MAC_LEN:
+        n = self._mac_len
+        if len(data) < n:
             raise IntegrityError(f"response with SW {sw:04X} lacks its R-MAC", sw=sw)
-        body, rmac = data[:-MAC_LEN], data[-MAC_LEN:]
+        body, rmac = data[:-n], data[-n:]
         sw_bytes = response[-2:]
-        expected = gpcrypto.aes_cmac(session.s_rmac, session.chain + body + sw_bytes)[:MAC_LEN]
+        expected = gpcrypto.aes_cmac(session.s_rmac, session.chain + body + sw_bytes)[:n]
         if not gpcrypto.ct_equal(expected, rmac):
             raise IntegrityError("R-MAC mismatch: response altered or not from this session", sw=sw)
         if session.level & SecurityLevel.R_ENCRYPTION and body:

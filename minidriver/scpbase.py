@@ -253,12 +253,16 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
 
     PROTOCOL: ClassVar[str]  #: "SCP03" or "SCP02", for log lines
     _log: ClassVar[logging.Logger]  #: the protocol module's logger
+    #: host challenge length; SCP03 S16 mode sets 16 (Amd D v1.2 §6.2.2)
+    _challenge_len: int = CHALLENGE_LEN
+    #: cryptogram, C-MAC and R-MAC length; SCP03 S16 mode sets 16
+    _mac_len: int = MAC_LEN
 
     def __init__(
         self, keys: StaticKeys, *, host_challenge: bytes | None, random: Callable[[int], bytes], channel: int
     ) -> None:
-        if host_challenge is not None and len(host_challenge) != CHALLENGE_LEN:
-            raise ValueError(f"host_challenge must be {CHALLENGE_LEN} bytes, got {len(host_challenge)}")
+        if host_challenge is not None and len(host_challenge) != self._challenge_len:
+            raise ValueError(f"host_challenge must be {self._challenge_len} bytes, got {len(host_challenge)}")
         check_channel(channel)
         self._keys = keys
         self._random = random
@@ -312,10 +316,10 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
         Allowed in any state: a new INITIALIZE UPDATE ends any current session.
         ``kvn`` 0 lets the card pick its first key set.
         """
-        challenge = self._pinned_challenge or self._random(CHALLENGE_LEN)
+        challenge = self._pinned_challenge or self._random(self._challenge_len)
         self._pinned_challenge = None
-        if len(challenge) != CHALLENGE_LEN:
-            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {CHALLENGE_LEN}")
+        if len(challenge) != self._challenge_len:
+            raise ValueError(f"random() returned {len(challenge)} bytes, wanted {self._challenge_len}")
         apdu = initialize_update_apdu(kvn, challenge, self._channel)
         self._session = None
         self._host_challenge = challenge
@@ -348,7 +352,7 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
         session = self._live("external_authenticate_apdu")
         sl = self._security_level(session, level)
         cla = CLA_GP | CLA_SM | self._channel
-        header = bytes([cla, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, CRYPTOGRAM_LEN + MAC_LEN])
+        header = bytes([cla, INS.EXTERNAL_AUTHENTICATE, sl, 0x00, 2 * self._mac_len])
         mac = self._external_authenticate_mac(session, header)
         session.level = sl
         self._move(ChannelState.OPEN)
@@ -386,7 +390,7 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
             data = cmd.data
             if session.level & SecurityLevel.C_DECRYPTION and data:
                 data = self._encrypt_command_data(session, data)
-            lc = len(data) + MAC_LEN
+            lc = len(data) + self._mac_len
             if lc > MAX_SHORT_LC:
                 raise SCPError(f"command data too long for secure messaging: Lc would be {lc}")
             mac = self._command_mac(session, cmd, data)

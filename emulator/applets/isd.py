@@ -30,7 +30,7 @@ from ..gp.service import SecureChannelService
 from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv
 from ..registry import Registry
 from ..store import Namespace
-from . import isd_manage, isd_scp11
+from . import isd_manage, isd_objects, isd_scp11
 from .base import Applet, CommandContext, Secret, command
 from .isd_content import ISD_ELF_AID, AppRecord, CardLifeCycle, GPRegistry, LoadFile, load_records
 from .isd_keys import KeyStore, keyset_from_json, keyset_to_json
@@ -57,7 +57,9 @@ GP_RID_OID = bytes.fromhex("2A864886FC6B")  # 1.2.840.114283
 CPLC_LEN = 42
 log = logging.getLogger(__name__)
 
-SCP03_SUPPORTED_I = frozenset({0x00, 0x10, 0x20, 0x30, 0x60, 0x70})
+_SCP03_S8_I = (0x00, 0x10, 0x20, 0x30, 0x60, 0x70)
+#: S8 values and the same with b1 (01) for S16 mode (AmdD v1.2 §5.1); the profile schema imports this
+SCP03_SUPPORTED_I = frozenset({*_SCP03_S8_I, *(i | 0x01 for i in _SCP03_S8_I)})
 
 
 class INS(IntEnum):
@@ -145,7 +147,7 @@ class ISDConfig:
         if self.scp02_i not in SCP02_SUPPORTED_I:
             raise ValueError(f"scp02_i must be one of 05, 15, 45, 55, got {self.scp02_i:02X}")
         if self.scp03_i not in SCP03_SUPPORTED_I:
-            raise ValueError(f"scp03_i must be one of 00, 10, 20, 30, 60, 70, got {self.scp03_i:02X}")
+            raise ValueError(f"scp03_i must be one of 00, 10, 20, 30, 60, 70 (+01: S16), got {self.scp03_i:02X}")
         if len(self.kdd) != 10:
             raise ValueError(f"kdd must be 10 bytes, got {len(self.kdd)}")
         if not 5 <= len(self.aid) <= 16:
@@ -273,8 +275,8 @@ class ISDApplet(Applet):
     def keysets(self) -> list[StaticKeys]:
         return self.keys.keysets()
 
-    def card_data(self) -> bytes:
-        """Tag 66 content (GPCS §H.2): GP version, card id scheme, SCP + i."""
+    def card_data(self, *, scp11: bool = True) -> bytes:
+        """Tag 66 content (GPCS §H.2): GP version, card id scheme, SCP + i (and SCP11 unless ``scp11`` is false)."""
         stored = self.store.get("card_data")
         if stored:
             return stored
@@ -282,12 +284,17 @@ class ISDApplet(Applet):
         def oid(*tail: int) -> bytes:
             return encode_tlv(GPTag.OID, GP_RID_OID + bytes(tail))
 
+        # one 64 per secure channel protocol (GPCS §H.2 table H-1): the profile's SCP03/SCP02,
+        # then SCP11 (Amd F) for each SD key pair variant present, 11b / 11a / 11c, as a YubiKey 5.7 lists it
+        variants = ((0x13, 0x00), (0x11, 0x01), (0x15, 0x03)) if scp11 else ()
+        scp11_i = [i for kid, i in variants if self.scp11.sd_key(kid, 0) is not None]
         recognition = b"".join(
             (
                 encode_tlv(GPTag.OID, GP_RID_OID + b"\x01"),
                 encode_tlv(0x60, oid(2, 2, 3, 1)),  # GP 2.3.1
                 encode_tlv(0x63, oid(3)),
                 encode_tlv(0x64, oid(4, self.config.scp, self.config.i)),
+                *(encode_tlv(0x64, oid(4, 0x11, i)) for i in scp11_i),
             )
         )
         return encode_tlv(GPTag.CARD_RECOGNITION_DATA, recognition)
@@ -323,8 +330,11 @@ class ISDApplet(Applet):
 
     # -- runtime hooks --------------------------------------------------------
     def select(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
-        """FCI (GPCS §11.9.3); 6283 while the card is locked or terminated (gp-scp.md §1.1)."""
-        proprietary = encode_tlv(GPTag.CARD_RECOGNITION_DATA, self.card_data()[2:]) + encode_tlv(
+        """FCI (GPCS §11.9.3); 6283 while the card is locked or terminated (gp-scp.md §1.1).
+
+        Its security domain management data names the profile's protocol only (SCP11 is in GET DATA 66).
+        """
+        proprietary = encode_tlv(GPTag.CARD_RECOGNITION_DATA, self.card_data(scp11=False)[2:]) + encode_tlv(
             GPTag.MAX_COMMAND_DATA_LEN, b"\xff"
         )
         fci = encode_tlv(GPTag.FCI, encode_tlv(GPTag.AID, self.aid) + encode_tlv(GPTag.FCI_PROPRIETARY, proprietary))
@@ -349,6 +359,8 @@ class ISDApplet(Applet):
         """GET DATA (GPCS §11.3): P1P2 is the tag; the answer is the whole TLV."""
         tag = (cmd.p1 << 8) | cmd.p2
         value = self._data_object(tag)
+        if value is None:
+            value = isd_objects.get_data(self, tag, ctx)
         if value is None:
             value = isd_scp11.get_data(self, tag, bytes(cmd.data))
         if value is None:

@@ -117,6 +117,27 @@ class KeyStore:
             raise CardError(SW.NOT_ENOUGH_MEMORY, "no room for another key set")
         self.replace_all(sets)
 
+    def delete_kid(self, kid: int, *, keep_one: bool) -> list[int]:
+        """DELETE by key identifier alone (GPCS §11.2.2.3): every key with ``kid``; the KVNs gone.
+
+        ENC, MAC and DEK (01-03) work only together, so each key set holding
+        ``kid`` (all of them: every set has 01-03) goes whole. ``keep_one``
+        refuses (6985) to leave the card without any SCP02/SCP03 key set.
+        """
+        if kid not in tuple(KeyID):
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"DELETE: no key with identifier {kid:02X}")
+        sets = self.keysets()
+        if not sets:
+            raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"DELETE: no key with identifier {kid:02X}")
+        if keep_one:
+            raise CardError(
+                SW.CONDITIONS_NOT_SATISFIED,
+                f"DELETE: key identifier {kid:02X} is in every key set and no other key could open a"
+                " management session; P2 01 deletes them anyway",
+            )
+        self.replace_all([])
+        return [ks.kvn for ks in sets]
+
     def delete(self, kvn: int) -> None:
         sets = self.keysets()
         remaining = [ks for ks in sets if ks.kvn != kvn]

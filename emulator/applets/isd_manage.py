@@ -31,6 +31,7 @@ from .isd_content import (
     save_records,
 )
 from .isd_keys import parse_put_key
+from .isd_objects import set_sd_status
 from .isd_scp11 import CA_KEY_IDS, SD_KEY_IDS
 from .isd_scp11 import delete as delete_scp11
 from .isd_scp11 import put_key as put_scp11_key
@@ -194,19 +195,26 @@ def put_key(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAP
 
 def delete(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
     """DELETE (GPCS §11.2): an application instance (4F) or a key set (D2, optionally with D0)."""
-    if cmd.p1 & 0x7F or cmd.p2 & 0x7F:
+    # P2 b1 (01): "the last key may go" (yubikit delete_key(delete_last=True)); keys only
+    if cmd.p1 & 0x7F or cmd.p2 & 0x7E:
         raise CardError(SW.INCORRECT_P1P2, f"DELETE P1P2 {cmd.p1:02X}{cmd.p2:02X}")
     items = {t.tag: t.value for t in parse_tlvs(cmd.data)}
     if DeleteTag.AID in items:
+        if cmd.p2 & 0x01:
+            raise CardError(SW.INCORRECT_P1P2, f"DELETE P2 {cmd.p2:02X} of an application")
         _delete_application(isd, items[DeleteTag.AID])
         return ResponseAPDU(NO_RECEIPT)
     kvn = items.get(DeleteTag.KEY_VERSION)
     kid = items.get(DeleteTag.KEY_ID)
     if delete_scp11(isd, kid, kvn):  # SCP11 keys by D0 and/or D2 (Amd F; yubikit delete_key)
         return ResponseAPDU(NO_RECEIPT)
+    if kvn is None and kid is not None and len(kid) == 1:
+        # D0 alone: every key with that identifier (GPCS §11.2.2.3), so every key set holding it
+        gone = isd.keys.delete_kid(kid[0], keep_one=not cmd.p2 & 0x01 and not isd.scp11.can_manage())
+        log.info("DELETE: key identifier %02X, key sets %s", kid[0], " ".join(f"{k:02X}" for k in gone))
+        return ResponseAPDU(NO_RECEIPT)
     if kvn is None or len(kvn) != 1:
-        # single keys of an SCP key set are useless alone: only whole sets go
-        raise CardError(SW.WRONG_DATA, "DELETE key needs D2 (key version)")
+        raise CardError(SW.WRONG_DATA, "DELETE key needs D0 (key identifier) or D2 (key version)")
     if kid is not None and (len(kid) != 1 or kid[0] not in (0x01, 0x02, 0x03)):
         raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "DELETE key: no such key identifier")
     isd.keys.delete(kvn[0])
@@ -238,7 +246,7 @@ def _delete_application(isd: ISDApplet, aid: bytes) -> None:
 
 # -- SET STATUS ---------------------------------------------------------------------
 def set_status(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
-    """SET STATUS (GPCS §11.10): card life cycle (P1 80) or lock/unlock an application (P1 40)."""
+    """SET STATUS (GPCS §11.10): card life cycle (P1 80), lock/unlock an application (P1 40) or the ISD with its applications (P1 60)."""
     if cmd.p1 == StatusScopeP1.CARD:
         if cmd.data and cmd.data != isd.aid:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "SET STATUS 80 names another AID")
@@ -246,6 +254,9 @@ def set_status(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> Respons
         return ResponseAPDU()
     if cmd.p1 == StatusScopeP1.APPLICATION:
         _set_application_state(isd, bytes(cmd.data), cmd.p2)
+        return ResponseAPDU()
+    if cmd.p1 == StatusScopeP1.SD_AND_APPLICATIONS:
+        set_sd_status(isd, bytes(cmd.data), cmd.p2)
         return ResponseAPDU()
     raise CardError(SW.INCORRECT_P1P2, f"SET STATUS P1 {cmd.p1:02X}")
 

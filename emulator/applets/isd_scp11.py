@@ -186,6 +186,12 @@ class SCP11Keys:
             self._save(doc)
         return gone
 
+    def can_manage(self) -> bool:
+        """An SCP11a/c key pair and an OCE CA key exist: a mutually authenticated session can be opened."""
+        keys = self.keys()
+        pairs = any(k.kid in (SCP11KeyID.SCP11A, SCP11KeyID.SCP11C) and k.private is not None for k in keys)
+        return pairs and any(k.kid in CA_KEY_IDS for k in keys)
+
     def set_item(self, table: str, kid: int, kvn: int, value: Any) -> None:
         if self._find(kid, kvn) is None:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"STORE DATA: no SCP11 key {kid:02X}/{kvn:02X}")

@@ -1,10 +1,21 @@
 """Card side of SCP02 (GPCS 2.3.1 Appendix E), explicit initiation. Sans-I/O.
 
 Supported i-parameters: ``15`` (three keys, explicit initiation, ICV
-encryption), ``55`` (the same plus a pseudo-random card challenge) and ``05``
-(no ICV encryption). C-MAC is computed on the modified APDU (i without
-``02``). R-MAC (§E.4.5) is not offered: EXTERNAL AUTHENTICATE accepts
-security levels 00, 01 and 03 only.
+encryption), ``55`` (the same plus a pseudo-random card challenge), ``05``
+(no ICV encryption), ``45``, and each of them with b6 (``20``, R-MAC support:
+``25 35 65 75``). C-MAC is computed on the modified APDU (i without ``02``).
+
+R-MAC (GPCS §E.3.5, §E.4.5), for security levels ``11`` and ``13`` when i has
+b6: a retail MAC under the R-MAC session key (derivation constant ``0102``)
+over the command as the host built it before protection (CLA with the SM
+and channel bits cleared, INS, P1, P2, Lc of the plain data, the plain data),
+then the response data length (1 byte), the response data and SW1 SW2. The ICV
+is zero for the first R-MAC of the session, then the previous R-MAC (no ICV
+encryption). As for SCP03 (AmdD §6.2.5), only 9000 and 62xx/63xx carry it;
+errors go back bare and leave the R-MAC chain where it was. No public vector
+covers SCP02 R-MAC (gp-scp.md §3.6); GlobalPlatformPro's SCP02 wrapper builds
+the same input. Level ``10`` (R-MAC on plain commands) is not offered: the
+card runtime does not show plain commands to the session.
 
 The 2-byte sequence counter is allocated (and persisted) by the caller before
 INITIALIZE UPDATE, so it is monotonic and no two sessions of one key set share
@@ -32,7 +43,7 @@ from .crypto import (
 )
 from .keys import SCPVersion, StaticKeys
 from .levels import SecurityLevel
-from .state import ChannelState, SessionBase, lc_bytes, mac_cla, plain_cla
+from .state import ChannelState, SessionBase, lc_bytes, mac_cla, plain_cla, protects_response
 
 __all__ = ["ALLOWED_LEVELS", "SEQUENCE_COUNTER_MAX", "SUPPORTED_I", "SCP02Card", "SCP02Option"]
 
@@ -43,8 +54,10 @@ MAC_LEN = 8
 SEQUENCE_COUNTER_LEN = 2
 SEQUENCE_COUNTER_MAX = 0xFFFF
 KDD_LEN = 10
-SUPPORTED_I = frozenset({0x05, 0x15, 0x45, 0x55})
-ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03})
+_BASE_I = (0x05, 0x15, 0x45, 0x55)
+#: the i-parameters above, each also with b6 (20: R-MAC support); profile schema imports this
+SUPPORTED_I = frozenset({*_BASE_I, *(i | 0x20 for i in _BASE_I)})
+ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13})
 
 
 class SCP02Option(IntFlag):
@@ -77,7 +90,7 @@ class SCP02Card(SessionBase):
         if keys.scp != SCPVersion.SCP02:
             raise ValueError(f"key set {keys.kvn:#04x} is not an SCP02 (3DES) key set")
         if i not in SUPPORTED_I:
-            raise ValueError(f"unsupported SCP02 i-parameter {i:#04x} (supported: 05, 15, 45, 55)")
+            raise ValueError(f"unsupported SCP02 i-parameter {i:#04x} (supported: 05, 15, 45, 55, each +20)")
         if len(kdd) != KDD_LEN:
             raise ValueError(f"kdd must be {KDD_LEN} bytes, got {len(kdd)}")
         if not 0 <= sequence_counter <= SEQUENCE_COUNTER_MAX:
@@ -93,16 +106,20 @@ class SCP02Card(SessionBase):
         self._s_enc = scp02_session_key(keys.enc, SCP02Derivation.S_ENC, self._seq)
         self._c_mac_key = scp02_session_key(keys.mac, SCP02Derivation.C_MAC, self._seq)
         self._s_dek = scp02_session_key(keys.dek, SCP02Derivation.DEK, self._seq)
+        self._r_mac_key = scp02_session_key(keys.mac, SCP02Derivation.R_MAC, self._seq)
         self._host_challenge = self._card_challenge_value = b""
         self._icv = bytes(DES_BLOCK_LEN)  # the previous C-MAC (GPCS §E.4.4)
+        self._ricv = bytes(DES_BLOCK_LEN)  # the previous R-MAC (GPCS §E.4.5)
+        self._rmac_command = b""  # the last unwrapped command, as it enters the R-MAC
+        self._answer_due = False
 
     def __repr__(self) -> str:
         return f"SCP02Card(kvn={self.kvn:#04x}, i={int(self.i):#04x}, state={self.state.name})"
 
     def _wipe(self) -> None:
-        self._s_enc = self._c_mac_key = self._s_dek = b""
-        self._host_challenge = self._card_challenge_value = b""
-        self._icv = bytes(DES_BLOCK_LEN)
+        self._s_enc = self._c_mac_key = self._s_dek = self._r_mac_key = b""
+        self._host_challenge = self._card_challenge_value = self._rmac_command = b""
+        self._icv = self._ricv = bytes(DES_BLOCK_LEN)
 
     # -- handshake -----------------------------------------------------------
     def _card_challenge(self) -> bytes:
@@ -135,6 +152,8 @@ class SCP02Card(SessionBase):
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "EXTERNAL AUTHENTICATE without C-MAC")
         if cmd.p2 != 0x00 or cmd.p1 not in ALLOWED_LEVELS:
             raise self._fail(SW.INCORRECT_P1P2, f"security level {cmd.p1:02X}")
+        if cmd.p1 & SecurityLevel.R_MAC and not self.i & SCP02Option.R_MAC:
+            raise self._fail(SW.INCORRECT_P1P2, "R-MAC not allowed by the i-parameter")
         if len(cmd.data) != CRYPTOGRAM_LEN + MAC_LEN:
             raise self._fail(SW.WRONG_LENGTH, "EXTERNAL AUTHENTICATE data must be 16 bytes")
         host_cryptogram, mac = cmd.data[:CRYPTOGRAM_LEN], cmd.data[CRYPTOGRAM_LEN:]
@@ -175,11 +194,24 @@ class SCP02Card(SessionBase):
         if not constant_time_equal(computed, mac):
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-MAC verification failed")
         self._icv = computed
-        return CommandAPDU(plain_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2, body, cmd.ne, cmd.extended)
+        plain = CommandAPDU(plain_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2, body, cmd.ne, cmd.extended)
+        if self._level & SecurityLevel.R_MAC:
+            cla = plain.cla & ~0x2F if plain.cla & 0x40 else plain.cla & ~0x07
+            self._rmac_command = bytes((cla, cmd.ins, cmd.p1, cmd.p2)) + lc_bytes(len(body), cmd.extended) + body
+            self._answer_due = True
+        return plain
 
     def wrap(self, resp: ResponseAPDU) -> ResponseAPDU:
-        """No R-MAC in this implementation: responses pass unchanged."""
-        return resp
+        """R-MAC (GPCS §E.4.5) at levels 11/13 on 9000 and 62xx/63xx; other answers pass unchanged."""
+        due, self._answer_due = self._answer_due, False
+        if self.state is not ChannelState.OPEN or not self._level & SecurityLevel.R_MAC or not due:
+            return resp
+        if not protects_response(resp.sw):
+            return ResponseAPDU(sw=resp.sw)
+        data = resp.data
+        mac_input = self._rmac_command + bytes((len(data) & 0xFF,)) + data + resp.sw.to_bytes(2, "big")
+        self._ricv = retail_mac(self._r_mac_key, mac_input, self._ricv)
+        return ResponseAPDU(data + self._ricv, resp.sw)
 
     # -- sensitive data ------------------------------------------------------
     def decrypt_key(self, block: bytes) -> bytes:

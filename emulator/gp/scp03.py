@@ -1,4 +1,4 @@
-"""Card side of SCP03 (GPCS 2.3.1 Amendment D v1.1.2), S8 mode. Sans-I/O.
+"""Card side of SCP03 (GPCS 2.3.1 Amendment D v1.2), S8 and S16 modes. Sans-I/O.
 
 Bytes in, bytes out: no socket, no clock, no store. The card challenge comes
 from the injected ``random`` or, with i-parameter b5 (``10``), from the
@@ -10,6 +10,13 @@ AUTHENTICATE checks the host cryptogram and its C-MAC and opens the channel at
 the level in P1. Then every command is C-MACed (chained over a 16-byte value,
 §6.2.4), C-DEC encrypted with an ICV from the encryption counter (§6.2.6),
 and responses carry R-MAC / R-ENC (§6.2.5, §6.2.7) as the level asks.
+
+S16 mode (i-parameter b1, ``01``; AmdD v1.2 §5.1, §6.2.2): host and card
+challenges, both cryptograms, the C-MAC and the R-MAC are 16 bytes instead of
+8 (the KDF is asked for 128 bits where S8 asks for 64); everything else (session
+keys, the 16-byte MAC chain, C-DEC/R-ENC) is the same. No public vector covers
+S16 (gp-scp.md §2.1): the tests check it against an independent computation and
+against the host side in ``minidriver``.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ __all__ = ["ALLOWED_LEVELS", "CHALLENGE_LEN", "SEQUENCE_COUNTER_MAX", "SCP03Card
 
 CHALLENGE_LEN = 8  #: S8 mode host/card challenge and cryptogram length
 MAC_LEN = 8  #: S8 mode C-MAC / R-MAC length
+S16_LEN = 16  #: S16 mode challenge, cryptogram and MAC length (AmdD v1.2 §6.2.2)
 SEQUENCE_COUNTER_LEN = 3
 SEQUENCE_COUNTER_MAX = 0xFFFFFF
 KDD_LEN = 10
@@ -51,7 +59,7 @@ ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13, 0x33})
 class SCP03Option(IntFlag):
     """The i-parameter (AmdD §5.1 table 5-1)."""
 
-    S16 = 0x01  #: 16-byte challenges and MACs (not implemented)
+    S16 = 0x01  #: 16-byte challenges, cryptograms and MACs (AmdD v1.2)
     PSEUDO_RANDOM_CHALLENGE = 0x10
     R_MAC = 0x20
     R_ENC = 0x40
@@ -74,8 +82,10 @@ class SCP03Card(SessionBase):
     ) -> None:
         if keys.scp != SCPVersion.SCP03:
             raise ValueError(f"key set {keys.kvn:#04x} is not an SCP03 (AES) key set")
-        if i & ~0x70 or (i & SCP03Option.R_ENC and not i & SCP03Option.R_MAC):
-            raise ValueError(f"unsupported SCP03 i-parameter {i:#04x} (supported: 00, 10, 20, 30, 60, 70)")
+        if i & ~0x71 or (i & SCP03Option.R_ENC and not i & SCP03Option.R_MAC):
+            raise ValueError(
+                f"unsupported SCP03 i-parameter {i:#04x} (supported: 00, 10, 20, 30, 60, 70, each +01 for S16)"
+            )
         if len(kdd) != KDD_LEN:
             raise ValueError(f"kdd must be {KDD_LEN} bytes, got {len(kdd)}")
         pseudo = bool(i & SCP03Option.PSEUDO_RANDOM_CHALLENGE)
@@ -85,6 +95,8 @@ class SCP03Card(SessionBase):
         self._keys = keys
         self.kvn = keys.kvn
         self.i = SCP03Option(i)
+        #: challenge / cryptogram / MAC length: 8 (S8) or 16 (S16)
+        self.mac_len = S16_LEN if i & SCP03Option.S16 else MAC_LEN
         self._kdd = bytes(kdd)
         self._sd_aid = bytes(sd_aid)
         self._counter = sequence_counter if pseudo else None
@@ -136,17 +148,18 @@ class SCP03Card(SessionBase):
     def _card_challenge(self) -> bytes:
         """Random, or KDF(static ENC, 02, counter || SD AID) with i b5 (AmdD §6.2.2.1)."""
         if self._counter is None:
-            return self._random(CHALLENGE_LEN)
+            return self._random(self.mac_len)
         context = self._counter.to_bytes(SEQUENCE_COUNTER_LEN, "big") + self._sd_aid
-        return scp03_kdf(self._keys.enc, SCP03Derivation.CARD_CHALLENGE, context, CHALLENGE_LEN * 8)
+        return scp03_kdf(self._keys.enc, SCP03Derivation.CARD_CHALLENGE, context, self.mac_len * 8)
 
     def initialize_update(self, cmd: CommandAPDU) -> ResponseAPDU:
         """Derive the session keys and answer ``KDD || KVN || 03 || i || card challenge || cryptogram [|| counter]``."""
         self._expect(ChannelState.IDLE, "INITIALIZE UPDATE")
         if cmd.p2 != 0x00:
             raise self._fail(SW.INCORRECT_P1P2, f"INITIALIZE UPDATE P2 {cmd.p2:02X}")
-        if len(cmd.data) != CHALLENGE_LEN:
-            raise self._fail(SW.WRONG_LENGTH, "host challenge must be 8 bytes (S8 mode)")
+        if len(cmd.data) != self.mac_len:
+            mode = "S16" if self.mac_len == S16_LEN else "S8"
+            raise self._fail(SW.WRONG_LENGTH, f"host challenge must be {self.mac_len} bytes ({mode} mode)")
         host, card = bytes(cmd.data), self._card_challenge()
         context = host + card
         keys = self._keys
@@ -154,7 +167,7 @@ class SCP03Card(SessionBase):
         self._s_mac = scp03_kdf(keys.mac, SCP03Derivation.S_MAC, context, len(keys.mac) * 8)
         self._s_rmac = scp03_kdf(keys.mac, SCP03Derivation.S_RMAC, context, len(keys.mac) * 8)
         self._host_challenge, self._card_challenge_value = host, card
-        cryptogram = scp03_kdf(self._s_mac, SCP03Derivation.CARD_CRYPTOGRAM, context, CHALLENGE_LEN * 8)
+        cryptogram = scp03_kdf(self._s_mac, SCP03Derivation.CARD_CRYPTOGRAM, context, self.mac_len * 8)
         data = self._kdd + bytes((self.kvn, SCPVersion.SCP03, int(self.i))) + card + cryptogram
         if self._counter is not None:
             data += self._counter.to_bytes(SEQUENCE_COUNTER_LEN, "big")
@@ -177,13 +190,14 @@ class SCP03Card(SessionBase):
             raise self._fail(SW.INCORRECT_P1P2, "R-MAC not allowed by the i-parameter")
         if level & SecurityLevel.R_ENCRYPTION and not self.i & SCP03Option.R_ENC:
             raise self._fail(SW.INCORRECT_P1P2, "R-ENC not allowed by the i-parameter")
-        if len(cmd.data) != CHALLENGE_LEN + MAC_LEN:
-            raise self._fail(SW.WRONG_LENGTH, "EXTERNAL AUTHENTICATE data must be 16 bytes")
-        host_cryptogram, mac = cmd.data[:CHALLENGE_LEN], cmd.data[CHALLENGE_LEN:]
+        n = self.mac_len
+        if len(cmd.data) != 2 * n:
+            raise self._fail(SW.WRONG_LENGTH, f"EXTERNAL AUTHENTICATE data must be {2 * n} bytes")
+        host_cryptogram, mac = cmd.data[:n], cmd.data[n:]
         context = self._host_challenge + self._card_challenge_value
-        expected = scp03_kdf(self._s_mac, SCP03Derivation.HOST_CRYPTOGRAM, context, CHALLENGE_LEN * 8)
+        expected = scp03_kdf(self._s_mac, SCP03Derivation.HOST_CRYPTOGRAM, context, n * 8)
         full_mac = self._c_mac(cmd, host_cryptogram, bytes(AES_BLOCK_LEN))
-        ok_mac = constant_time_equal(full_mac[:MAC_LEN], mac)
+        ok_mac = constant_time_equal(full_mac[:n], mac)
         ok_crypto = constant_time_equal(expected, host_cryptogram)
         if not (ok_mac and ok_crypto):
             raise self._fail(SW.VERIFY_FAILED, "host cryptogram or its C-MAC is wrong")
@@ -195,7 +209,7 @@ class SCP03Card(SessionBase):
 
     # -- command protection --------------------------------------------------
     def _c_mac(self, cmd: CommandAPDU, body: bytes, chain: bytes) -> bytes:
-        lc = len(body) + MAC_LEN
+        lc = len(body) + self.mac_len
         header = bytes((mac_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2)) + lc_bytes(lc, cmd.extended)
         return aes_cmac(self._s_mac, chain + header + body)
 
@@ -205,11 +219,12 @@ class SCP03Card(SessionBase):
         The encryption counter advances for every protected command, with or
         without data (gp-scp.md §2.5). Any failure closes the session: 6982.
         """
-        self._check_open_for_unwrap(cmd)
+        self._check_open_for_unwrap(cmd, self.mac_len)
         level = self._level
-        body, mac = cmd.data[:-MAC_LEN], cmd.data[-MAC_LEN:]
+        n = self.mac_len
+        body, mac = cmd.data[:-n], cmd.data[-n:]
         full_mac = self._c_mac(cmd, body, self._chain)
-        if not constant_time_equal(full_mac[:MAC_LEN], mac):
+        if not constant_time_equal(full_mac[:n], mac):
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-MAC verification failed")
         self._chain = full_mac
         self._answer_due = True
@@ -244,7 +259,7 @@ class SCP03Card(SessionBase):
             icv_block = b"\x80" + self._last_counter.to_bytes(AES_BLOCK_LEN - 1, "big")
             icv = aes_ecb_encrypt(self._s_enc, icv_block)
             data = aes_cbc_encrypt(self._s_enc, icv, pad80(data, AES_BLOCK_LEN))
-        rmac = aes_cmac(self._s_rmac, self._chain + data + resp.sw.to_bytes(2, "big"))[:MAC_LEN]
+        rmac = aes_cmac(self._s_rmac, self._chain + data + resp.sw.to_bytes(2, "big"))[: self.mac_len]
         return ResponseAPDU(data + rmac, resp.sw)
 
     # -- sensitive data ------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU
-from .scp11 import CA_KEY_IDS, SCP11KeyID, authenticate, generate_key
+from .scp11 import CA_KEY_IDS, AuthRequest, SCP11KeyID, authenticate, generate_key
 from .scp11_certs import MORE_FOLLOWS, OCEChain, OCETrust
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ class SCP11Service:
         ctx.session = None
         if cmd.p2 not in (SCP11KeyID.SCP11A, SCP11KeyID.SCP11C):
             raise CardError(SW.INCORRECT_P1P2, f"MUTUAL AUTHENTICATE: KID {cmd.p2:02X} is not an SCP11a/c key")
+        AuthRequest.parse(bytes(cmd.data), cmd.p2)  # malformed data: 6A80 before the missing chain's 6985
         if not isinstance(chain, OCEChain) or chain.oce_key is None:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED, "MUTUAL AUTHENTICATE without a verified OCE certificate")
         return self._authenticate(cmd, ctx, oce_key=chain.oce_key)

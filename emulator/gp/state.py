@@ -97,10 +97,10 @@ class SessionBase:
         self.close()
         return CardError(sw, f"{self.protocol}: {detail}; session closed")
 
-    def _check_open_for_unwrap(self, cmd: CommandAPDU) -> None:
+    def _check_open_for_unwrap(self, cmd: CommandAPDU, mac_len: int = 8) -> None:
         if self.state is not ChannelState.OPEN:
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, f"{self.protocol}: unwrap in state {self.state.name}")
         if not self._level & SecurityLevel.C_MAC:
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "secure messaging at a level without C-MAC")
-        if len(cmd.data) < 8:
+        if len(cmd.data) < mac_len:
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "wrapped command without a C-MAC")

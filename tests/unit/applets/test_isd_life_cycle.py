@@ -114,7 +114,9 @@ def test_application_lock_and_unlock() -> None:
     [
         (0x40, 0x80, h("A0000003089999"), 0x6A88),
         (0x40, 0x0F, h("A000000308000010000100"), 0x6A86),
-        (0x60, 0x80, h("A000000151000000"), 0x6A86),
+        (0x60, 0x0F, h("A000000151000000"), 0x6A86),  # P1 60 takes 80 (lock) / 00 (unlock)
+        (0x60, 0x80, h("A0000003089999"), 0x6A88),  # the ISD is the only security domain
+        (0x20, 0x80, h("A000000151000000"), 0x6A86),
     ],
 )
 def test_set_status_errors(p1: int, p2: int, data: bytes, sw: int) -> None:

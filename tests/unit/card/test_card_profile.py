@@ -257,10 +257,10 @@ def test_a_wrong_type_in_a_key_set_names_its_position(tmp_path: Path) -> None:
     ("changes", "needle"),
     [
         ({"scp": "07"}, "[isd] scp must be one of '02', '03', got '07'"),
-        ({"i": 0x15}, "[isd] i must be one of 0x00, 0x10, 0x20, 0x30, 0x60, 0x70"),  # an SCP02 i under SCP03
-        ({"i": 0x71}, "[isd] i must be one of"),
-        ({"scp": "02", "i": 0x70}, "[isd] i must be one of 0x05, 0x15, 0x45, 0x55"),
-        ({"scp02_i": 0x16}, "[isd] scp02_i must be one of 0x05, 0x15, 0x45, 0x55"),
+        ({"i": 0x15}, "[isd] i must be one of 0x00, 0x01, 0x10, 0x11, 0x20, 0x21, 0x30"),  # an SCP02 i under SCP03
+        ({"i": 0x72}, "[isd] i must be one of"),  # 71 is S16 (AmdD v1.2), 72 is nothing
+        ({"scp": "02", "i": 0x70}, "[isd] i must be one of 0x05, 0x15, 0x25, 0x35, 0x45, 0x55, 0x65, 0x75"),
+        ({"scp02_i": 0x16}, "[isd] scp02_i must be one of 0x05, 0x15, 0x25, 0x35, 0x45, 0x55, 0x65, 0x75"),
         ({"scp03_i": 0x10}, "[isd] scp03_i contradicts i"),
         ({"kdd": "00" * 9}, "[isd] kdd must be 10 bytes"),
         ({"aid": "A0000001"}, "[isd] aid must be 5-16 bytes"),
