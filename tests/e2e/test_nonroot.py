@@ -267,7 +267,9 @@ def test_a_pcsc_tool_reaches_it_with_env(vcard):
 """
 
 
-def test_the_pytest_fixture_works_in_a_non_root_users_suite(user: User) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist-n2"])
+def test_the_pytest_fixture_works_in_a_non_root_users_suite(user: User, workers: list[str]) -> None:
+    """The user's own suite, as is and as a farm of two xdist workers (a user namespace each)."""
     suite = user.home / "suite"
     suite.mkdir()
     (suite / "pytest.ini").write_text("[pytest]\n")
@@ -275,9 +277,8 @@ def test_the_pytest_fixture_works_in_a_non_root_users_suite(user: User) -> None:
     if os.geteuid() == 0:
         for p in (suite, suite / "pytest.ini", suite / "test_mine.py"):
             os.chown(p, user.uid, user.uid)
-    run = user.run(
-        [user.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(user.home / "pt"), str(suite)]
-    )
+    options = ["-q", "-p", "no:cacheprovider", "--basetemp", str(user.home / "pt"), *workers]
+    run = user.run([user.python, "-m", "pytest", *options, str(suite)])
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 passed" in run.stdout, run.stdout
     assert _processes_of(user.uid) == []  # the plugin stopped pcscd and the daemon by pid
