@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .applets.isd import CardDataShape, KeyInfoShape
+from .applets.isd_lockout import KeyLockout
 from .applets.piv.consts import INS, Algorithm
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "PERSONAS",
     "CardDataShape",
     "KeyInfoShape",
+    "KeyLockout",
     "Persona",
     "persona_named",
 ]
@@ -80,6 +82,8 @@ class Persona:
     piv_key_policies: bool
     #: the management key algorithm of a new card when the profile names none
     piv_default_mgmt_algorithm: Algorithm
+    #: failed-authentication counters per SD key and the reset when all are blocked; None: no counters
+    gp_key_lockout: KeyLockout | None = None
 
     def __post_init__(self) -> None:
         if (self.piv_version is None) != (INS.GET_VERSION not in self.piv_extensions):
@@ -130,6 +134,7 @@ YUBIKEY_57 = Persona(
     piv_key_algorithms=_YUBIKEY_57_KEYS,
     piv_key_policies=True,
     piv_default_mgmt_algorithm=Algorithm.AES192,
+    gp_key_lockout=KeyLockout(),
 )
 
 PIV_NIST = Persona(

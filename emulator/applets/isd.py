@@ -30,7 +30,7 @@ from ..gp.service import SecureChannelService
 from ..iso7816 import SW, CardError, CommandAPDU, ResponseAPDU, encode_tlv
 from ..registry import Registry
 from ..store import Namespace
-from . import isd_manage, isd_objects, isd_scp11
+from . import isd_lockout, isd_manage, isd_objects, isd_scp11
 from .base import Applet, CommandContext, Secret, command
 from .isd_content import ISD_ELF_AID, AppRecord, CardLifeCycle, GPRegistry, LoadFile, load_records
 from .isd_keys import KeyStore, keyset_from_json, keyset_to_json
@@ -209,6 +209,9 @@ class ISDApplet(Applet):
         )
         self.scp11 = isd_scp11.SCP11Keys(store)
         self.service.scp11 = SCP11Service(self.scp11, sd_aid=config.aid)
+        #: failed-authentication counters and the reset when all keys are blocked, if the persona has them
+        policy = persona.gp_key_lockout
+        self.lockout = None if policy is None else isd_lockout.Lockout(self, policy)
         #: True when this start created the card (first use of the store)
         self.fresh = store.get("cplc") is None
         if self.fresh:
@@ -372,22 +375,36 @@ class ISDApplet(Applet):
         """INITIALIZE UPDATE (GPCS §11.12): handed to the secure channel service."""
         if not cmd.proprietary:
             raise CardError(SW.CLA_NOT_SUPPORTED, "INITIALIZE UPDATE needs CLA 80")
-        return self.service.initialize_update(cmd, ctx, sd_aid=self.aid)
+
+        def run(c: CommandAPDU) -> ResponseAPDU:
+            return self.service.initialize_update(c, ctx, sd_aid=self.aid)
+
+        return run(cmd) if self.lockout is None else self.lockout.initialize_update(cmd, ctx, run)
 
     @command(INS.EXTERNAL_AUTHENTICATE, secret=Secret.COMMAND)  # host cryptogram
     def external_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """EXTERNAL AUTHENTICATE (GPCS §11.10); 6985 without a preceding INITIALIZE UPDATE."""
-        return self.service.external_authenticate(cmd, ctx)
+
+        def run(c: CommandAPDU) -> ResponseAPDU:
+            return self.service.external_authenticate(c, ctx)
+
+        return run(cmd) if self.lockout is None else self.lockout.external_authenticate(cmd, ctx, run)
 
     @command(INS.PERFORM_SECURITY_OPERATION)
     def perform_security_operation(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """PERFORM SECURITY OPERATION (Amd F §7.5): an SCP11a/c OCE certificate, to the SCP11 service."""
-        return self.service.scp11_command(cmd, ctx)
+        return self._scp11(cmd, ctx)
 
     @command(INS.INTERNAL_AUTHENTICATE, secret=Secret.RESPONSE)  # receipt
     def internal_authenticate(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         """INTERNAL AUTHENTICATE (Amd F §7.6): SCP11b, to the SCP11 service."""
-        return self.service.scp11_command(cmd, ctx)
+        return self._scp11(cmd, ctx)
+
+    def _scp11(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
+        def run(c: CommandAPDU) -> ResponseAPDU:
+            return self.service.scp11_command(c, ctx)
+
+        return run(cmd) if self.lockout is None else self.lockout.scp11_command(cmd, ctx, run)
 
     @command(INS.GENERATE_KEY, needs=_MANAGE)
     def generate_key(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
