@@ -44,6 +44,11 @@ def _tool(name: str, package: str) -> Check:
 def _vpcd_config() -> Check:
     if not VPCD_DRIVER.exists():
         return Check(False, "vpcd driver missing", "apt-get install vsmartcard-vpcd (or run scripts/up)")
+    unreadable = [str(p) for p in (VPCD_DRIVER, VPCD_CONF) if p.exists() and not os.access(p, os.R_OK)]
+    if unreadable:  # a pcscd started without root (vcard up --user) reads them as you
+        return Check(
+            False, f"not readable by you: {', '.join(unreadable)}", f"as root: chmod a+r {' '.join(unreadable)}"
+        )
     try:
         text = VPCD_CONF.read_text()
     except OSError:

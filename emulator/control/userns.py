@@ -159,10 +159,11 @@ def _script(debug: bool) -> str:
     pcscd = '"$3" --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- "$2" --foreground'
     return (
         "set -e; ip link set lo up; "
-        # keep a handle on $1 (cwd) before a tmpfs on /run could hide it
+        # keep a handle on $1 (cwd) before a tmpfs on /run could hide it (/run/user/UID/...);
+        # --no-canonicalize: mount(8) would turn "." back into that hidden path
         'cd "$1"; '
         "if [ ! -d /run/pcscd ]; then mount -t tmpfs -o mode=755,size=1m vcard-run /run; mkdir /run/pcscd; fi; "
-        "mount --bind . /run/pcscd; cd /; "
+        "mount --no-canonicalize --bind . /run/pcscd; cd /; "
         f"exec {pcscd}{' --debug' if debug else ''}"
     )
 

@@ -284,25 +284,34 @@ def test_the_pytest_fixture_works_in_a_non_root_users_suite(user: User, workers:
     assert _processes_of(user.uid) == []  # the plugin stopped pcscd and the daemon by pid
 
 
-def test_without_run_pcscd_a_tmpfs_gives_the_mount_point(user: User) -> None:
+@pytest.mark.parametrize("runtime_under_run", [False, True], ids=["runtime-in-home", "runtime-under-run"])
+def test_without_run_pcscd_a_tmpfs_gives_the_mount_point(user: User, runtime_under_run: bool) -> None:
     """A machine where pcscd never ran (no /run/pcscd, which a user cannot create): simulated with a
-    tmpfs on /run in a mount namespace of the test's (needs root)."""
+    tmpfs on /run in a mount namespace of the test's (needs root). The user's runtime directory may
+    itself be under /run (/run/user/UID): the tmpfs vcard puts on /run must not hide it."""
     if os.geteuid() != 0:
         pytest.skip("simulating a machine without /run/pcscd needs root")
-    up = [*user.prefix(), user.python, "-m", "emulator.control.cli", "up", "--user"]
-    script = 'mount -t tmpfs vcard-test /run && test ! -e /run/pcscd && exec "$@"'
+    runtime = Path(f"/run/user/{user.uid}") if runtime_under_run else user.runtime
+    socket = runtime / "vcard" / "pcscd" / "pcscd.comm"
+    vcard = f"{user.python} -m emulator.control.cli"
+    steps = f"{vcard} up --user && opensc-tool -l && {vcard} down"
+    script = (
+        "mount -t tmpfs vcard-test /run && test ! -e /run/pcscd && "
+        f"mkdir -p {runtime} && chown {user.uid}:{user.uid} {runtime} && chmod 700 {runtime} && "
+        f'exec "$@" sh -c "{steps}"'
+    )
     run = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *up],
-        env=user.env(),
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *user.prefix()],
+        env=user.env(XDG_RUNTIME_DIR=str(runtime), PCSCLITE_CSOCK_NAME=str(socket)),
         cwd=user.home,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert run.returncode == 0, run.stderr
-    listing = user.run(["opensc-tool", "-l"], PCSCLITE_CSOCK_NAME=str(user.socket))
-    assert any("Virtual PCD 00 00" in li and " Yes " in li for li in listing.stdout.splitlines()), listing.stdout
-    assert user.vcard("down").stdout.strip() == "stopped"
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"socket {socket}" in run.stdout
+    assert any("Virtual PCD 00 00" in li and " Yes " in li for li in run.stdout.splitlines()), run.stdout
+    assert run.stdout.rstrip().endswith("stopped")
     assert _processes_of(user.uid) == []
 
 
