@@ -232,6 +232,8 @@ def _cmd_up(vc: VCard, args: argparse.Namespace) -> int:
     print(f"  {env}opensc-tool -l -a -n")
     print(f"  {me} remove --wait; {me} insert --wait   # pull the card and put it back")
     print(f"  {me} status; {me} down")
+    if needed:
+        print(f'  eval "$({me} env)"   # or point this shell\'s PC/SC clients at this pcscd once')
     return EXIT_OK
 
 
