@@ -298,11 +298,15 @@ class GPSession:
         resp.check("PUT KEY")
         command.check_reply(bytes(resp))
 
-    def delete_key_id(self, kid: int) -> None:
-        """DELETE by key identifier alone: ``D0 01 KID`` (GPCS §11.2.2.3): every key with that KID."""
+    def delete_key_id(self, kid: int, *, delete_last: bool = False) -> None:
+        """DELETE by key identifier alone: ``D0 01 KID`` (GPCS §11.2.2.3): every key with that KID.
+
+        ``delete_last`` sets P2 01, which a YubiKey (and vcard) needs before it lets the last keys go.
+        """
         if not 0x01 <= kid <= 0x7F:
             raise ValueError(f"key identifier must be 0x01-0x7F, got 0x{kid:02X}")
-        resp = self.transceive(CommandAPDU(self._cla(), INS.DELETE, 0x00, 0x00, encode_tlv(0xD0, bytes((kid,))), 256))
+        data = encode_tlv(0xD0, bytes((kid,)))
+        resp = self.transceive(CommandAPDU(self._cla(), INS.DELETE, 0x00, int(delete_last), data, 256))
         if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
             raise ApduError(resp.sw, resp.data, f"DELETE: the card has no key with identifier {kid:02X}")
         resp.check("DELETE key")

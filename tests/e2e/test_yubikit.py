@@ -302,9 +302,10 @@ def test_security_domain_data_objects(vcard: LiveCard) -> None:
         factory = {KeyRef(kid, 0xFF): {AES: 16} for kid in (1, 2, 3)}
         assert key_information(sd) == {**factory, SCP11B_KEY: {ECC_PRIVATE: 32}}  # + the test SCP11b key pair
 
-        recognition = Tlv.parse_dict(Tlv.unpack(0x73, Tlv.unpack(0x66, sd.get_data(0x66))))
-        assert recognition[0x06] == GP_OID + b"\x01"  # {globalPlatform 1}: card recognition data
-        assert Tlv.unpack(0x06, recognition[0x64]) == GP_OID + bytes.fromhex("040370")  # SCP03, i=70
+        recognition = Tlv.parse_list(Tlv.unpack(0x73, Tlv.unpack(0x66, sd.get_data(0x66))))
+        assert recognition[0].tag == 0x06 and recognition[0].value == GP_OID + b"\x01"  # {globalPlatform 1}
+        protocols = [Tlv.unpack(0x06, t.value) for t in recognition if t.tag == 0x64]
+        assert protocols == [GP_OID + bytes.fromhex(x) for x in ("040370", "041100")]  # SCP03 i=70, SCP11b
         assert len(Tlv.unpack(0x9F7F, sd.get_data(0x9F7F))) == 42  # CPLC (GPCS §H.6)
 
 
