@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -156,9 +157,12 @@ def main() -> int:
 
     results: dict[int, list[Run]] = {n: [] for n in counts}
     load0 = os.getloadavg()
-    for _ in range(args.rounds):
-        for n in counts:
-            results[n].append(run_suite(suite, n, args.tests, args.pull_every))
+    try:
+        for _ in range(args.rounds):
+            for n in counts:
+                results[n].append(run_suite(suite, n, args.tests, args.pull_every))
+    finally:
+        shutil.rmtree(suite, ignore_errors=True)
     load1 = os.getloadavg()
 
     pulled = args.tests // args.pull_every if args.pull_every else 0
