@@ -2,6 +2,7 @@
 #   client  a PC/SC client (pcsc-tools: pcsc_scan, scriptor) and nothing else
 #   pcscd   pcscd + vpcd; vpcd listens only on the loopback of the container's own network
 #   card    the vcard daemon and CLI (plus pcscd + vpcd for the one-container card-stack)
+#           (runtime: the layers card and test share)
 #   test    card + the PC/SC clients + the test suite; runs the end-to-end tests (needs root)
 #
 # Before building: scripts/docker-base (debian:12: pulled, or made with debootstrap where no
@@ -54,34 +55,36 @@ USER vcard
 # namespace; run it with network_mode: none (only lo), as docker-compose.yml does.
 CMD ["pcscd", "--foreground"]
 
-FROM base AS card
+# What card and test share, and what changes rarely: Python, pcscd + vpcd, the dependencies.
+FROM base AS runtime
 ARG PCSCLITE_VERSION
 ARG VPCD_VERSION
 ARG PYTHON3_VERSION
 RUN apt-get install -y -q --no-install-recommends python3="${PYTHON3_VERSION}" python3-venv="${PYTHON3_VERSION}" \
       pcscd="${PCSCLITE_VERSION}" vsmartcard-vpcd="${VPCD_VERSION}" \
  && apt-get clean && python3 -m venv /opt/vcard
-# Dependencies first (they change rarely), vcard's own wheel last (changes with every commit).
 COPY docker/wheels/deps /wheels/deps
 RUN /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
       --find-links /wheels/deps cryptography pyscard
+ENV PATH=/opt/vcard/bin:$PATH VCARD_RUNTIME_DIR=/run/vcard VCARD_STATE_DIR=/var/lib/vcard
+
+FROM runtime AS card
+# vcard's own wheel last: a code change rebuilds only the layers from here on (seconds).
 COPY docker/wheels/vcard /wheels/vcard
 RUN /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
       --find-links /wheels/deps /wheels/vcard/vcard-*.whl
 COPY docker/entrypoint.py /usr/local/bin/vcard-entrypoint
-ENV PATH=/opt/vcard/bin:$PATH VCARD_RUNTIME_DIR=/run/vcard VCARD_STATE_DIR=/var/lib/vcard
 USER vcard
 ENTRYPOINT ["vcard-entrypoint"]
 CMD ["card"]
 
-FROM card AS test
+FROM runtime AS test
 ARG PCSC_TOOLS_VERSION
 ARG OPENSC_VERSION
 ARG YUBICO_PIV_TOOL_VERSION
 ARG OPENSSL_VERSION
 ARG IPROUTE2_VERSION
 ARG PROCPS_VERSION
-USER root
 RUN apt-get install -y -q --no-install-recommends pcsc-tools="${PCSC_TOOLS_VERSION}" \
       opensc="${OPENSC_VERSION}" opensc-pkcs11="${OPENSC_VERSION}" yubico-piv-tool="${YUBICO_PIV_TOOL_VERSION}" \
       openssl="${OPENSSL_VERSION}" iproute2="${IPROUTE2_VERSION}" procps="${PROCPS_VERSION}" \
@@ -89,6 +92,9 @@ RUN apt-get install -y -q --no-install-recommends pcsc-tools="${PCSC_TOOLS_VERSI
  && chown root:root /run/vcard /var/lib/vcard \
  && /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
       --find-links /wheels/deps pytest hypothesis yubikey-manager
+COPY docker/wheels/vcard /wheels/vcard
+RUN /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
+      --find-links /wheels/deps /wheels/vcard/vcard-*.whl
 # The tests expect a developer checkout: the code under /src (some read its files), the venv at
 # /src/.venv (the installed one; its .pth puts /src first on sys.path, as an editable install does).
 WORKDIR /src
@@ -101,5 +107,4 @@ COPY bench /src/bench
 COPY tests /src/tests
 # Root: the tests make private pcscd stacks in new network and mount namespaces (CAP_SYS_ADMIN).
 ENV CI=true VCARD_RUNTIME_DIR= VCARD_STATE_DIR=
-ENTRYPOINT []
 CMD ["python", "-m", "pytest", "-q", "tests/e2e"]

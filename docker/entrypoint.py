@@ -11,7 +11,8 @@
     runs the daemon in the foreground with a card from ``$VCARD_PROFILE``.
 
 ``vcard-entrypoint stack``
-    One pcscd + daemon pair in one container (``card-stack``, the farm unit):
+    One pcscd + daemon pair in one container (``card-stack``, the farm unit),
+    with a card in each of vpcd's two slots (``VCARD_CARDS=1``: slot 0 only):
     claims the first free index N under ``$VCARD_FARM_DIR`` (a lock held for
     the container's life), starts pcscd with its socket at
     ``$VCARD_FARM_DIR/card-stack-N/pcscd.comm`` and the daemon with its state
@@ -91,6 +92,34 @@ def _claim_index(farm: Path) -> tuple[int, int]:
     raise SystemExit(f"vcard-entrypoint: {FARM_MAX} card stacks already run on {farm}")
 
 
+def _fill_slot1(paths: RuntimePaths, state: Path, profile: str) -> None:
+    """vpcd's second slot ("Virtual PCD 00 01") gets a card from the same profile, with a state
+    file of its own (a profile's state_file names one card): two cards per pcscd + daemon pair."""
+    from importlib import resources
+
+    from emulator.control.api import VCard
+
+    if profile.endswith(".toml") or os.sep in profile:
+        text = Path(profile).read_text()
+    else:
+        text = resources.files("emulator.profiles").joinpath(f"{profile}.toml").read_text()
+    own = f'state_file = "{state / "slot1.sqlite"}"'
+    lines = [own if line.startswith("state_file") else line for line in text.splitlines()]
+    if own not in lines:  # a profile without state_file: a top-level key, before any table
+        lines.insert(0, own)
+    slot1 = state / "slot1.toml"
+    slot1.unlink(missing_ok=True)
+    with os.fdopen(os.open(slot1, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    vc = VCard(paths.root, state_dir=state)
+    deadline = time.monotonic() + 10
+    while not vc.status().running:
+        if time.monotonic() > deadline:
+            raise SystemExit("vcard-entrypoint: the daemon did not answer within 10 s")
+        time.sleep(0.05)
+    vc.insert(1, profile=str(slot1))
+
+
 def stack() -> None:
     others = non_loopback_interfaces()
     if others:
@@ -129,10 +158,11 @@ def stack() -> None:
     StackInfo(
         mode="host", pcscd_pid=pcscd.pid, pcscd_socket=str(sock), owned=True, pcscd_start=process_start(pcscd.pid)
     ).save(paths)
-    daemon = subprocess.Popen(
-        [*_daemon_args(paths, state, os.environ.get("VCARD_PROFILE", "default")), "--fresh-pcscd"],
-        env=env,
-    )
+    profile = os.environ.get("VCARD_PROFILE", "default")
+    daemon = subprocess.Popen([*_daemon_args(paths, state, profile), "--fresh-pcscd"], env=env)
+
+    if os.environ.get("VCARD_CARDS", "2") == "2" and profile:
+        _fill_slot1(paths, state, profile)
 
     def stop(*_: object) -> None:
         daemon.terminate()  # the daemon first: a gentle removal needs pcscd's poll

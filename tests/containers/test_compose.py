@@ -17,6 +17,7 @@ from dockerctl import REPO, TAG, Compose, Docker, reader_states, wait_until
 pytestmark = pytest.mark.e2e
 
 READER0 = "Virtual PCD 00 00"
+READER1 = "Virtual PCD 00 01"
 #: SELECT PIV, then GET SERIAL (vendor extension F8: random at card creation, persisted)
 SERIAL_SCRIPT = "00 A4 04 00 09 A0 00 00 03 08 00 00 10 00\n00 F8 00 00\n"
 #: "comm:uid" of every process in a container, except this one
@@ -34,21 +35,23 @@ def _scan(compose: Compose, env: dict[str, str] | None = None) -> dict[str, str]
     return reader_states(compose.client("pcsc_scan", "-c", "-t", "1", env=env))
 
 
-def _wait_reader(compose: Compose, state: str, env: dict[str, str] | None = None) -> dict[str, str]:
+def _wait_reader(
+    compose: Compose, state: str, env: dict[str, str] | None = None, readers: tuple[str, ...] = (READER0,)
+) -> dict[str, str]:
     seen: dict[str, str] = {}
 
     def check() -> bool:
         nonlocal seen
         seen = _scan(compose, env)
-        return seen.get(READER0) == state
+        return all(seen.get(reader) == state for reader in readers)
 
-    assert wait_until(check, WAIT), f"a client container never saw {READER0}: {state}; last scan: {seen}"
+    assert wait_until(check, WAIT), f"a client container never saw {readers}: {state}; last scan: {seen}"
     return seen
 
 
-def _serial(compose: Compose, env: dict[str, str] | None = None) -> str:
+def _serial(compose: Compose, env: dict[str, str] | None = None, reader: str = READER0) -> str:
     """The card's serial, read by scriptor in a client container."""
-    out = compose.client("sh", "-c", f"printf '{SERIAL_SCRIPT}' | scriptor -r '{READER0}'", env=env)
+    out = compose.client("sh", "-c", f"printf '{SERIAL_SCRIPT}' | scriptor -r '{reader}'", env=env)
     answers = [" ".join(a.split()) for a in re.findall(r"^< ([0-9A-F \n]+?) : ", out, re.M)]  # may wrap
     assert len(answers) == 2 and answers[1].endswith("90 00"), out
     return answers[1][: -len(" 90 00")]
@@ -122,12 +125,12 @@ def _dockerfile_pins() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
 def test_farm_scale_gives_independent_stacks(compose_v1: Compose) -> None:
     compose = compose_v1
     compose("--profile", "farm", "up", "-d", "--scale", "card-stack=2", "card-stack")
-    serials = []
-    for n in (1, 2):
+    serials = set()
+    for n in (1, 2):  # each replica: a card in each of vpcd's two slots, 4 cards in all
         env = {"PCSCLITE_CSOCK_NAME": f"/farm/card-stack-{n}/pcscd.comm"}
-        _wait_reader(compose, "Card inserted", env)
-        serials.append(_serial(compose, env))
-    assert serials[0] != serials[1], "two replicas answered with the same card"
+        _wait_reader(compose, "Card inserted", env, readers=(READER0, READER1))
+        serials |= {_serial(compose, env, READER0), _serial(compose, env, READER1)}
+    assert len(serials) == 4, f"4 cards, but serials {serials}"
     # each replica: its own pcscd and daemon, both uid 10001 (the entrypoint dropped root)
     for index in (1, 2):
         ps = compose("exec", "-T", "--index", str(index), "card-stack", "python", "-c", PS).stdout.split()
