@@ -9,6 +9,8 @@ programs with ``env=vcard_stack.env``. Without root, pcscd and the daemon run
 in a user namespace of the user's (``vcard up --user``). Under pytest-xdist
 each worker starts its own stack (own directory named after the worker,
 socket, namespaces and vpcd slots), so ``-n N`` gives N independent readers.
+The stack's directory (logs, card state) is removed at the end of the session
+unless a test failed (then it stays for the post-mortem).
 
 ``vcard`` (function): a fresh card from the default profile in slot 0, with
 its state in the test's tmp_path; ``vcard.remove(wait=True)`` /
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,8 +78,14 @@ def _stack_up(vc: VCard) -> None:
     vc.up(private=True, user=os.geteuid() != 0, insert=False)
 
 
+def _stack_cleanup(root: Path, session: pytest.Session) -> None:
+    """Remove the stack's directory once pcscd and the daemon are stopped, unless a test failed."""
+    if not session.testsfailed:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def vcard_stack() -> Iterator[VCard]:
+def vcard_stack(request: pytest.FixtureRequest) -> Iterator[VCard]:
     root = _stack_root()
     vc = VCard(root / "run", state_dir=root / "state")
     try:
@@ -88,6 +97,7 @@ def vcard_stack() -> Iterator[VCard]:
         yield vc
     finally:
         vc.down()
+        _stack_cleanup(root, request.session)
 
 
 @dataclass

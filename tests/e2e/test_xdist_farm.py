@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,35 @@ def test_each_xdist_worker_gets_its_own_stack(tmp_path: Path) -> None:
         stacks[name] = stack
     for part in range(5):  # directory, socket, pcscd, its network namespace, daemon: nothing shared
         assert stacks["gw0"][part] != stacks["gw1"][part]
+    for root, *_ in stacks.values():  # all passed: each worker's stack directory was removed
+        assert not Path(str(root)).exists()
+
+
+FAILING = """
+import os
+from pathlib import Path
+
+
+def test_fails(vcard):
+    Path(os.environ["FARM_OUT"], "root").write_text(str(vcard.stack.paths.root.parent))
+    assert False, "on purpose"
+"""
+
+
+def test_a_failed_session_keeps_the_stack_directory_for_the_post_mortem(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    (suite / "test_fails.py").write_text(FAILING)
+    env = {k: v for k, v in os.environ.items() if k not in ("PCSCLITE_CSOCK_NAME", "PYTEST_XDIST_WORKER")}
+    env["FARM_OUT"] = str(tmp_path)
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "bt")]
+    run = subprocess.run(args, cwd=suite, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "1 failed" in run.stdout, run.stdout + run.stderr
+    root = Path((tmp_path / "root").read_text())
+    try:
+        assert root.name.startswith("vcard-test-main-")
+        assert (root / "run" / "daemon.log").is_file() and (root / "run" / "pcscd.log").is_file()
+        assert not (root / "run" / "pcscd" / "pcscd.comm").exists()  # stopped all the same
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
