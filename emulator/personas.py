@@ -84,6 +84,8 @@ class Persona:
     piv_default_mgmt_algorithm: Algorithm
     #: failed-authentication counters per SD key and the reset when all are blocked; None: no counters
     gp_key_lockout: KeyLockout | None = None
+    #: DELETE key with P2 01 may delete the last key set (yubikit ``delete_key(delete_last=True)``); else 6A86
+    gp_delete_last: bool = False
 
     def __post_init__(self) -> None:
         if (self.piv_version is None) != (INS.GET_VERSION not in self.piv_extensions):
@@ -135,6 +137,7 @@ YUBIKEY_57 = Persona(
     piv_key_policies=True,
     piv_default_mgmt_algorithm=Algorithm.AES192,
     gp_key_lockout=KeyLockout(),
+    gp_delete_last=True,
 )
 
 PIV_NIST = Persona(

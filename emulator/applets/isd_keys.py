@@ -122,7 +122,9 @@ class KeyStore:
 
         ENC, MAC and DEK (01-03) work only together, so each key set holding
         ``kid`` (all of them: every set has 01-03) goes whole. ``keep_one``
-        refuses (6985) to leave the card without any SCP02/SCP03 key set.
+        refuses (6985) to leave the card without any SCP02/SCP03 key set
+        (the caller passes False when SCP11a/c could still manage the card, or
+        with a YubiKey's "delete last" P2 01).
         """
         if kid not in tuple(KeyID):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"DELETE: no key with identifier {kid:02X}")
@@ -133,17 +135,17 @@ class KeyStore:
             raise CardError(
                 SW.CONDITIONS_NOT_SATISFIED,
                 f"DELETE: key identifier {kid:02X} is in every key set and no other key could open a"
-                " management session; P2 01 deletes them anyway",
+                " management session",
             )
         self.replace_all([])
         return [ks.kvn for ks in sets]
 
-    def delete(self, kvn: int) -> None:
+    def delete(self, kvn: int, *, allow_last: bool = False) -> None:
         sets = self.keysets()
         remaining = [ks for ks in sets if ks.kvn != kvn]
         if len(remaining) == len(sets):
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, f"no key set {kvn:02X}")
-        if not remaining:
+        if not remaining and not allow_last:
             raise CardError(SW.CONDITIONS_NOT_SATISFIED, "refusing to delete the last key set")
         self.replace_all(remaining)
 

@@ -195,12 +195,14 @@ def put_key(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAP
 
 def delete(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
     """DELETE (GPCS §11.2): an application instance (4F) or a key set (D2, optionally with D0)."""
-    # P2 b1 (01): "the last key may go" (yubikit delete_key(delete_last=True)); keys only
-    if cmd.p1 & 0x7F or cmd.p2 & 0x7E:
+    # P2 01: "the last key may go", a YubiKey extension (yubikit delete_key(delete_last=True)); GPCS
+    # §11.2.2.2 defines only 00 and 80, so other personas answer 6A86
+    last = cmd.p2 == 0x01 and isd.persona.gp_delete_last
+    if cmd.p1 & 0x7F or (cmd.p2 & 0x7F and not last):
         raise CardError(SW.INCORRECT_P1P2, f"DELETE P1P2 {cmd.p1:02X}{cmd.p2:02X}")
     items = {t.tag: t.value for t in parse_tlvs(cmd.data)}
     if DeleteTag.AID in items:
-        if cmd.p2 & 0x01:
+        if last:
             raise CardError(SW.INCORRECT_P1P2, f"DELETE P2 {cmd.p2:02X} of an application")
         _delete_application(isd, items[DeleteTag.AID])
         return ResponseAPDU(NO_RECEIPT)
@@ -210,14 +212,14 @@ def delete(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPD
         return ResponseAPDU(NO_RECEIPT)
     if kvn is None and kid is not None and len(kid) == 1:
         # D0 alone: every key with that identifier (GPCS §11.2.2.3), so every key set holding it
-        gone = isd.keys.delete_kid(kid[0], keep_one=not cmd.p2 & 0x01 and not isd.scp11.can_manage())
+        gone = isd.keys.delete_kid(kid[0], keep_one=not last and not isd.scp11.can_manage())
         log.info("DELETE: key identifier %02X, key sets %s", kid[0], " ".join(f"{k:02X}" for k in gone))
         return ResponseAPDU(NO_RECEIPT)
     if kvn is None or len(kvn) != 1:
         raise CardError(SW.WRONG_DATA, "DELETE key needs D0 (key identifier) or D2 (key version)")
     if kid is not None and (len(kid) != 1 or kid[0] not in (0x01, 0x02, 0x03)):
         raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "DELETE key: no such key identifier")
-    isd.keys.delete(kvn[0])
+    isd.keys.delete(kvn[0], allow_last=last)
     log.info("DELETE: key set %02X", kvn[0])
     return ResponseAPDU(NO_RECEIPT)
 

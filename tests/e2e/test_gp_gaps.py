@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import ykman.pcsc as ykman_pcsc
+from cryptography.hazmat.primitives.asymmetric import ec
 from gp_e2e import (
     ISD_AID,
     PIV_AID,
@@ -111,12 +112,27 @@ def test_delete_key_by_identifier_alone(vcard: LiveCard) -> None:
             session.delete_key_id(0x01)  # the SCP11b key alone could not manage the card
         assert info.value.sw == 0x6985
         session = open_session(transport)
-        session.delete_key_id(0x13)  # an SCP11 key by its KID, as before
+        with pytest.raises(ApduError) as info:
+            session.delete_key_id(0x01, delete_last=True)  # P2 01 is a YubiKey extension
+        assert info.value.sw == 0x6A86
         session = open_session(transport)
-        session.delete_key_id(0x01, delete_last=True)
+        session.delete_key_id(0x13)  # an SCP11 key by its KID, as before
+        session.put_ec_key(0x11, 0x03, ec.generate_private_key(ec.SECP256R1()))  # SCP11a key pair
+        session.put_ec_key(0x10, 0x03, ec.generate_private_key(ec.SECP256R1()).public_key())  # its OCE CA key
+        session.delete_key_id(0x02)  # SCP11a could manage the card: every key set goes
+        assert {(k.kid, k.kvn) for k in session.key_information()} == {(0x10, 0x03), (0x11, 0x03)}
         with pytest.raises(ApduError) as info:
             open_session(transport)
         assert info.value.sw == 0x6A88  # no key set left
+
+
+def test_yubikit_delete_last_on_the_yubikey_persona(vcard: LiveCard, tmp_path: Path) -> None:
+    yubikey = persona_card(vcard, tmp_path, "yubikey-5.7")
+    with yubikit(yubikey) as conn:
+        sd = SecurityDomainSession(conn)
+        sd.authenticate(Scp03KeyParams(ref=KeyRef(ScpKid.SCP03, 0xFF), keys=StaticKeys.default()))
+        sd.delete_key(kvn=0xFF, delete_last=True)  # yubikit sends D2 FF with P2 01
+        assert {(r.kid, r.kvn) for r in sd.get_key_information()} == {(0x13, 0x01)}
 
 
 def test_get_data_67_d3_2f00_ff21_through_gpsession(vcard: LiveCard) -> None:

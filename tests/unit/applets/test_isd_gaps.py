@@ -8,6 +8,8 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from isd_helpers import PIV_AID, GPHost, h, isd_of, make_card, transmit
 
 from emulator.applets.isd_lockout import YUBIKEY_LIMIT
@@ -44,15 +46,33 @@ def key_refs(card: VirtualCard) -> set[tuple[int, int]]:
 
 
 # -- DELETE key by key identifier alone (GPCS §11.2.2.3) ---------------------------------------------
-def test_delete_by_key_identifier_alone_needs_p2_01_when_nothing_else_could_manage_the_card() -> None:
+def test_delete_by_key_identifier_alone_when_scp11a_could_still_manage_the_card() -> None:
     card = make_card()
     host = GPHost(card, kvn=0xFF)
     host.open(0x01)
     assert host.send("80E4000003D00101").sw == 0x6985  # only an SCP11b key would be left
     assert host.send("80E4000003D00104").sw == 0x6A88  # no key 04 in a key set
-    assert host.send("80E4000103D00102").sw == 0x9000  # P2 01: yubikit's delete_last
-    assert {kid for kid, _ in key_refs(card)} == {0x13}  # every key set went; the SCP11b key stayed
-    assert transmit(card, "80500000" + "08" + "00" * 8 + "00").sw == 0x6A88  # no key set any more
+    assert host.send("80E4000103D00101").sw == 0x6A86  # P2 01 is a YubiKey extension
+    scp11 = isd_of(card).scp11
+    scp11.put(
+        0x11, 0x03, private=ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+    )
+    ca = ec.generate_private_key(ec.SECP256R1()).public_key()
+    scp11.put(0x10, 0x03, public=ca.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+    host = GPHost(card, kvn=0xFF)
+    host.open(0x01)
+    assert host.send("80E4000003D00102").sw == 0x9000  # SCP11a can manage: every key set goes
+    assert {kid for kid, _ in key_refs(card)} == {0x10, 0x11, 0x13}
+    assert transmit(card, "8050000008" + "00" * 8 + "00").sw == 0x6A88  # no key set any more
+
+
+def test_yubikey_delete_last_lets_every_key_set_go() -> None:
+    card = persona_card("yubikey-5.7")
+    host = GPHost(card, kvn=0xFF)
+    host.open(0x01)
+    assert host.send("80E4000003D00101").sw == 0x6985
+    assert host.send("80E4000103D00101").sw == 0x9000  # P2 01: yubikit's delete_last
+    assert {kid for kid, _ in key_refs(card)} == {0x13}
 
 
 def test_delete_by_key_identifier_still_deletes_scp11_keys() -> None:
@@ -60,7 +80,7 @@ def test_delete_by_key_identifier_still_deletes_scp11_keys() -> None:
     host = GPHost(card, kvn=0xFF)
     host.open(0x01)
     assert host.send("80E4000003D00113").sw == 0x9000
-    assert host.send("80E4000103D00113").sw == 0x6A88  # gone already; P2 01 changes nothing for it
+    assert host.send("80E4000003D00113").sw == 0x6A88  # gone already
     assert key_refs(card) == {(kid, 0xFF) for kid in (1, 2, 3)}
 
 
