@@ -8,7 +8,7 @@ Same shape as :class:`minidriver.scp03.SCP03Host`; the states are described in
   15 (default), 55 and 05 are supported: explicit initiation, three keys,
   C-MAC over the modified APDU, with (15, 55) or without (05) ICV encryption;
 * keys are two-key 3DES (16 bytes); PUT KEY encrypts under the **session** DEK;
-* levels 00, 01, 03, and 11 / 13 (R-MAC, GPCS E.4.5) when i has bit 20
+* levels 00, 01, 03, and 10 / 11 / 13 (R-MAC, GPCS E.4.5) when i has bit 20
   (25, 35, 75). The R-MAC is a retail MAC under the R-MAC session key (derivation
   constant 0102) over the plain command (CLA without SM and channel bits, INS, P1,
   P2, Lc of the plain data, the data), the response data length (1 byte), the
@@ -55,7 +55,7 @@ INIT_RESPONSE_LEN = KDD_LEN + 2 + SEQUENCE_COUNTER_LEN + CARD_CHALLENGE_LEN + CR
 BLOCK = gpcrypto.DES_BLOCK_LEN
 
 #: EXTERNAL AUTHENTICATE P1 values this host offers for SCP02 (11/13: R-MAC, when i allows it).
-SCP02_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13})
+SCP02_LEVELS = frozenset({0x00, 0x01, 0x03, 0x10, 0x11, 0x13})
 #: i-parameter values this host implements (GPCS E.1.1): 05, 15, 55 and each with bit 20 (R-MAC).
 SUPPORTED_I = frozenset({0x05, 0x15, 0x55, 0x25, 0x35, 0x75})
 I_ICV_ENCRYPTION = 0x10  #: ICV encrypted with K1 before each C-MAC after the first
@@ -163,7 +163,7 @@ class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
 
     def _security_level(self, session: _Session, level: int) -> SecurityLevel:
         if level not in SCP02_LEVELS:
-            raise ValueError(f"SCP02 security level must be 00, 01, 03, 11 or 13, got {level:02X}")
+            raise ValueError(f"SCP02 security level must be 00, 01, 03, 10, 11 or 13, got {level:02X}")
         if level & SecurityLevel.R_MAC and not self._i & I_R_MAC:
             raise SCPError(f"card i=0x{self._i:02X} does not support R-MAC (level {level:02X})")
         return SecurityLevel(level)
@@ -189,10 +189,14 @@ class SCP02Host(SCPHost[_Session, SCP02InitResponse]):
             icv = gpcrypto.des_ecb_encrypt(session.c_mac[:8], icv)
         mac_input = bytes([cmd.cla | CLA_SM, cmd.ins, cmd.p1, cmd.p2, len(cmd.data) + MAC_LEN]) + cmd.data
         session.icv = gpcrypto.retail_mac(session.c_mac, mac_input, icv)
+        self._plain_command(session, cmd)
+        return session.icv
+
+    def _plain_command(self, session: _Session, cmd: CommandAPDU) -> None:
+        """Remember the command as it enters the next R-MAC (level 10: sent plain; 11/13: before the C-MAC)."""
         if session.level & SecurityLevel.R_MAC:
             header = bytes([cmd.cla & ~0x07, cmd.ins, cmd.p1, cmd.p2, len(cmd.data)])
             session.rmac_command = header + cmd.data
-        return session.icv
 
     def _unprotect_response(self, session: _Session, response: bytes, data: bytes, sw: int) -> bytes:
         """Check and strip the R-MAC (GPCS E.4.5) at levels 11/13; errors come back bare."""

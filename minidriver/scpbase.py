@@ -398,6 +398,8 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
                 cla=cmd.cla | CLA_SM, ins=cmd.ins, p1=cmd.p1, p2=cmd.p2, data=data + mac, has_le=cmd.has_le
             )
             apdu = bytes(wrapped)
+        else:
+            self._plain_command(session, cmd)
         session.commands += 1
         session.response_pending = True
         return apdu
@@ -444,6 +446,9 @@ class SCPHost(ABC, Generic[SessionT, InitResponseT]):
     @abstractmethod
     def _command_mac(self, session: SessionT, cmd: CommandAPDU, data: bytes) -> bytes:
         """The C-MAC of ``cmd`` whose data is now ``data`` (maybe encrypted); advances the chain."""
+
+    def _plain_command(self, session: SessionT, cmd: CommandAPDU) -> None:
+        """A command sent unprotected (level below C-MAC); SCP02 level 10 still R-MACs its answer."""
 
     def _unprotect_response(self, session: SessionT, response: bytes, data: bytes, sw: int) -> bytes:
         """Check and strip response protection; without R-MAC there is none."""

@@ -5,7 +5,7 @@ encryption), ``55`` (the same plus a pseudo-random card challenge), ``05``
 (no ICV encryption), ``45``, and each of them with b6 (``20``, R-MAC support:
 ``25 35 65 75``). C-MAC is computed on the modified APDU (i without ``02``).
 
-R-MAC (GPCS §E.3.5, §E.4.5), for security levels ``11`` and ``13`` when i has
+R-MAC (GPCS §E.3.5, §E.4.5), for security levels ``10``, ``11`` and ``13`` when i has
 b6: a retail MAC under the R-MAC session key (derivation constant ``0102``)
 over the command as the host built it before protection (CLA with the SM
 and channel bits cleared, INS, P1, P2, Lc of the plain data, the plain data),
@@ -14,8 +14,8 @@ is zero for the first R-MAC of the session, then the previous R-MAC (no ICV
 encryption). As for SCP03 (AmdD §6.2.5), only 9000 and 62xx/63xx carry it;
 errors go back bare and leave the R-MAC chain where it was. No public vector
 covers SCP02 R-MAC (gp-scp.md §3.6); GlobalPlatformPro's SCP02 wrapper builds
-the same input. Level ``10`` (R-MAC on plain commands) is not offered: the
-card runtime does not show plain commands to the session.
+the same input. At level ``10`` commands come plain (no C-MAC): the card
+runtime shows each one to :meth:`SCP02Card.observe_plain`.
 
 The 2-byte sequence counter is allocated (and persisted) by the caller before
 INITIALIZE UPDATE, so it is monotonic and no two sessions of one key set share
@@ -57,7 +57,7 @@ KDD_LEN = 10
 _BASE_I = (0x05, 0x15, 0x45, 0x55)
 #: the i-parameters above, each also with b6 (20: R-MAC support); profile schema imports this
 SUPPORTED_I = frozenset({*_BASE_I, *(i | 0x20 for i in _BASE_I)})
-ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03, 0x11, 0x13})
+ALLOWED_LEVELS = frozenset({0x00, 0x01, 0x03, 0x10, 0x11, 0x13})
 
 
 class SCP02Option(IntFlag):
@@ -195,14 +195,20 @@ class SCP02Card(SessionBase):
             raise self._fail(SW.SECURITY_STATUS_NOT_SATISFIED, "C-MAC verification failed")
         self._icv = computed
         plain = CommandAPDU(plain_cla(cmd.cla), cmd.ins, cmd.p1, cmd.p2, body, cmd.ne, cmd.extended)
-        if self._level & SecurityLevel.R_MAC:
-            cla = plain.cla & ~0x2F if plain.cla & 0x40 else plain.cla & ~0x07
-            self._rmac_command = bytes((cla, cmd.ins, cmd.p1, cmd.p2)) + lc_bytes(len(body), cmd.extended) + body
-            self._answer_due = True
+        self.observe_plain(plain)
         return plain
 
+    def observe_plain(self, cmd: CommandAPDU) -> None:
+        """Remember ``cmd`` (without SM) as it enters the R-MAC of its answer (GPCS §E.4.5)."""
+        if self.state is ChannelState.OPEN and self._level & SecurityLevel.R_MAC:
+            cla = cmd.cla & ~0x2F if cmd.cla & 0x40 else cmd.cla & ~0x07
+            self._rmac_command = (
+                bytes((cla, cmd.ins, cmd.p1, cmd.p2)) + lc_bytes(len(cmd.data), cmd.extended) + cmd.data
+            )
+            self._answer_due = True
+
     def wrap(self, resp: ResponseAPDU) -> ResponseAPDU:
-        """R-MAC (GPCS §E.4.5) at levels 11/13 on 9000 and 62xx/63xx; other answers pass unchanged."""
+        """R-MAC (GPCS §E.4.5) at levels 10/11/13 on 9000 and 62xx/63xx; other answers pass unchanged."""
         due, self._answer_due = self._answer_due, False
         if self.state is not ChannelState.OPEN or not self._level & SecurityLevel.R_MAC or not due:
             return resp

@@ -35,6 +35,10 @@ class SecureSession(Protocol):
         """Verify the C-MAC and decrypt; a failure closes the session (CardError 6982)."""
         ...
 
+    def observe_plain(self, cmd: CommandAPDU) -> None:
+        """A command that came without SM while the session is open (SCP02 level 10 R-MACs its answer)."""
+        ...
+
     def wrap(self, resp: ResponseAPDU) -> ResponseAPDU:
         """Add R-MAC / R-ENC as the level asks (only for 9000 and 62xx/63xx)."""
         ...

@@ -78,6 +78,9 @@ class SessionBase:
             return SecurityLevel.NONE
         return self._level | SecurityLevel.AUTHENTICATED
 
+    def observe_plain(self, cmd: CommandAPDU) -> None:
+        """A plain command in an open session: nothing to do unless a subclass R-MACs its answer."""
+
     def close(self) -> None:
         """Drop every session key and refuse further use (GPCS §10.2.3)."""
         self._wipe()

@@ -1,6 +1,6 @@
 """The GP gaps of issue 13 through pcscd + vpcd + the daemon, with real clients.
 
-* minidriver's host side (written apart from the card): SCP03 S16 mode, SCP02 R-MAC levels 11/13,
+* minidriver's host side (written apart from the card): SCP03 S16 mode, SCP02 R-MAC levels 10/11/13,
   DELETE by key identifier alone, GET DATA 67 / D3 / 2F00 / FF21, SET STATUS P1 60;
 * yubikit, unchanged, on the ``yubikey-5.7`` persona: card recognition data with SCP11 and
   ``SecurityDomainSession.reset()`` (it blocks every key by failed authentications).
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,6 @@ from gp_e2e import (
     plain,
     profile_text,
 )
-from test_personas import persona_card
 from yubikit.core import Tlv
 from yubikit.core.smartcard import SmartCardConnection
 from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, ScpKid, StaticKeys
@@ -44,6 +44,16 @@ pytestmark = pytest.mark.e2e
 
 h = bytes.fromhex
 NEW_KEY = bytes(range(0x60, 0x70))  # TEST KEY
+
+
+def persona_card(card: LiveCard, tmp_path: Path, name: str) -> LiveCard:
+    """The ``vcard`` fixture's card swapped for the built-in ``name`` profile, state in ``tmp_path``."""
+    text = resources.files("emulator.profiles").joinpath(f"{name}.toml").read_text()
+    state = tmp_path / f"{name}.sqlite"
+    lines = [f'state_file = "{state}"' if line.startswith("state_file") else line for line in text.splitlines()]
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return insert_profile(card, path)
 
 
 def write_profile(tmp_path: Path, name: str, *, replace: dict[str, str] | None = None, extra: str = "") -> Path:
@@ -80,7 +90,7 @@ def test_scp03_s16_card_refuses_an_s8_host(vcard: LiveCard, tmp_path: Path) -> N
 
 
 # -- SCP02 R-MAC ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("level", [0x11, 0x13])
+@pytest.mark.parametrize("level", [0x10, 0x11, 0x13])
 def test_scp02_r_mac_levels_with_the_minidriver_host(vcard: LiveCard, tmp_path: Path, level: int) -> None:
     path = write_profile(tmp_path, "rmac", replace={"scp02_i = 0x15": "scp02_i = 0x35"}, extra=SCP02_KEYSET)
     card = insert_profile(vcard, path)

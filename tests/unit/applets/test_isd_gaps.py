@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from isd_helpers import PIV_AID, GPHost, h, isd_of, make_card, transmit
+from isd_helpers import PIV_AID, GPHost, h, isd_of, make_card, make_profile, transmit
 
 from emulator.applets.isd_lockout import YUBIKEY_LIMIT
 from emulator.applets.isd_objects import NOMINAL_NVM, NOMINAL_RAM
@@ -224,3 +224,18 @@ def test_gp_standard_counts_nothing() -> None:
 
 def test_mutual_authenticate_with_malformed_data_is_6a80_before_the_missing_chain() -> None:
     assert transmit(make_card(), "8082011108" + "00" * 8).sw == 0x6A80
+
+
+# -- SCP02 R-MAC through the card runtime (level 10: plain commands, R-MACed answers) --------------------
+def test_scp02_r_mac_levels_through_the_card_runtime() -> None:
+    key = "404142434445464748494A4B4C4D4E4F"
+    keyset = {"kvn": 0x20, "scp": "02", "enc": key, "mac": key, "dek": key}
+    card = make_card(make_profile(scp02_i=0x35, keysets=[keyset]))
+    for level in (0x10, 0x11, 0x13):
+        host = GPHost(card, kvn=0x20, scp=2, i02=0x35)
+        host.open(level)
+        for _ in range(2):
+            resp = host.send("80F28002024F0000")  # the host checks each R-MAC, chained
+            assert resp.sw == 0x9000 and resp.data.startswith(h("E3"))
+        assert host.send("80CA00FE00").sw == 0x6A88  # an error comes back bare
+        assert host.send("80CA00D300").data == bytes((0xD3, 0x01, 0x80 | level))
