@@ -8,6 +8,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from isd_helpers import PIV_AID, GPHost, h, isd_of, make_card, make_profile, transmit
@@ -239,3 +240,14 @@ def test_scp02_r_mac_levels_through_the_card_runtime() -> None:
             assert resp.sw == 0x9000 and resp.data.startswith(h("E3"))
         assert host.send("80CA00FE00").sw == 0x6A88  # an error comes back bare
         assert host.send("80CA00D300").data == bytes((0xD3, 0x01, 0x80 | level))
+
+
+def test_the_host_reads_each_protocols_i_from_either_shape() -> None:
+    gpobjects = pytest.importorskip("minidriver.gpobjects")
+    profile = make_profile(scp="02", i=0x35, scp02_i=0x35, scp03_i=0x71)
+    for card in (make_card(profile), make_card(), persona_card("yubikey-5.7")):
+        data = transmit(card, "80CA006600").data
+        expected = isd_of(card).config
+        assert gpobjects.scp_i_from_card_data(data, expected.scp) == expected.i
+        assert gpobjects.scp_i_from_card_data(data, 0x11) == 0x00  # SCP11b, listed after it
+        assert gpobjects.scp_i_from_card_data(data, 0x05) is None
