@@ -54,7 +54,6 @@ ISD_AID = bytes.fromhex("A000000151000000")
 #: OP/Visa "card manager" AIDs that real cards also answer to (gp-scp.md §1.1)
 LEGACY_ISD_AIDS = (bytes.fromhex("A0000000030000"), bytes.fromhex("A000000003000000"))
 GP_RID_OID = bytes.fromhex("2A864886FC6B")  # 1.2.840.114283
-CPLC_LEN = 42
 log = logging.getLogger(__name__)
 
 _SCP03_S8_I = (0x00, 0x10, 0x20, 0x30, 0x60, 0x70)
@@ -229,7 +228,7 @@ class ISDApplet(Applet):
         """First start of a new card: write the profile's values in one transaction."""
         self.store.put_many(
             {
-                "cplc": _make_cplc(),
+                "cplc": isd_objects.make_cplc(),
                 "iin": self.config.iin,
                 "cin": self.config.cin,
                 "keysets": json.dumps([keyset_to_json(k) for k in self.config.keysets], sort_keys=True).encode(),
@@ -433,25 +432,3 @@ class ISDApplet(Applet):
     @command(INS.INSTALL, needs=_MANAGE)
     def install(self, cmd: CommandAPDU, ctx: CommandContext) -> ResponseAPDU:
         return isd_manage.install(self, cmd, ctx)
-
-
-def _make_cplc() -> bytes:
-    """CPLC (GPCS §H.6) with fixed vendor fields and a random IC serial number."""
-    fields = (
-        bytes.fromhex("4790"),  # IC fabricator (test value)
-        bytes.fromhex("5167"),  # IC type
-        bytes.fromhex("5643"),  # OS identifier "VC"
-        bytes.fromhex("6330"),  # OS release date (YDDD)
-        bytes.fromhex("0100"),  # OS release level
-        bytes.fromhex("6330"),  # IC fabrication date
-        os.urandom(4),  # IC serial number
-        bytes.fromhex("0001"),  # IC batch identifier
-        bytes(12),  # module fabricator .. pre-perso date
-        bytes(4),  # pre-perso equipment
-        bytes(4),  # personaliser, perso date
-        bytes(4),  # perso equipment
-    )
-    cplc = b"".join(fields)
-    if len(cplc) != CPLC_LEN:
-        raise AssertionError(f"CPLC layout is {len(cplc)} bytes")  # pragma: no cover
-    return cplc

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -41,10 +42,11 @@ from .isd_content import AppLifeCycle, AppRecord, CardLifeCycle, save_records
 if TYPE_CHECKING:
     from .isd import ISDApplet
 
-__all__ = ["NOMINAL_NVM", "NOMINAL_RAM", "ObjectTag", "get_data", "set_sd_status"]
+__all__ = ["CPLC_LEN", "NOMINAL_NVM", "NOMINAL_RAM", "ObjectTag", "get_data", "make_cplc", "set_sd_status"]
 
 log = logging.getLogger(__name__)
 
+CPLC_LEN = 42
 NOMINAL_NVM = 0x00100000  #: 1 MiB of "EEPROM" the FF21 answer counts down from
 NOMINAL_RAM = 0x00001000  #: 4 KiB of transient memory, reported as free
 SCP11_ID = 0x11
@@ -165,3 +167,25 @@ def set_sd_status(isd: ISDApplet, aid: bytes, p2: int) -> None:
 
 def _with_state(record: AppRecord, life_cycle: int) -> AppRecord:
     return AppRecord(record.aid, record.elf, record.module, life_cycle, record.privileges)
+
+
+def make_cplc() -> bytes:
+    """CPLC (GPCS §H.6) with fixed vendor fields and a random IC serial number."""
+    fields = (
+        bytes.fromhex("4790"),  # IC fabricator (test value)
+        bytes.fromhex("5167"),  # IC type
+        bytes.fromhex("5643"),  # OS identifier "VC"
+        bytes.fromhex("6330"),  # OS release date (YDDD)
+        bytes.fromhex("0100"),  # OS release level
+        bytes.fromhex("6330"),  # IC fabrication date
+        os.urandom(4),  # IC serial number
+        bytes.fromhex("0001"),  # IC batch identifier
+        bytes(12),  # module fabricator .. pre-perso date
+        bytes(4),  # pre-perso equipment
+        bytes(4),  # personaliser, perso date
+        bytes(4),  # perso equipment
+    )
+    cplc = b"".join(fields)
+    if len(cplc) != CPLC_LEN:
+        raise AssertionError(f"CPLC layout is {len(cplc)} bytes")  # pragma: no cover
+    return cplc
