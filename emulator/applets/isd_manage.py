@@ -105,12 +105,12 @@ class StatusPages:
     pages: list[bytes] = field(default_factory=list)
 
 
-def _response_budget(level: SecurityLevel) -> int:
-    """Reply data that still fits a short response after R-MAC/R-ENC (gp-scp.md §1.5)."""
+def _response_budget(level: SecurityLevel, mac_len: int = MAC_LEN) -> int:
+    """Reply data that still fits a short response after R-MAC/R-ENC (gp-scp.md §1.5; S16: 16-byte R-MAC)."""
     if level & SecurityLevel.R_ENCRYPTION:
-        return SHORT_RESPONSE_MAX - MAC_LEN - 16 - 1  # 239: padding may add a block
+        return SHORT_RESPONSE_MAX - mac_len - 16 - 1  # 239 (S8): padding may add a block
     if level & SecurityLevel.R_MAC:
-        return SHORT_RESPONSE_MAX - MAC_LEN
+        return SHORT_RESPONSE_MAX - mac_len
     return SHORT_RESPONSE_MAX
 
 
@@ -156,7 +156,8 @@ def get_status(isd: ISDApplet, cmd: CommandAPDU, ctx: CommandContext) -> Respons
         ]
         if not encoded:
             raise CardError(SW.REFERENCED_DATA_NOT_FOUND, "GET STATUS: no matching entry")
-        pending = StatusPages(query, _paginate(encoded, _response_budget(ctx.level)))
+        mac_len = ctx.session.mac_len if isinstance(ctx.session, SCP03Card) else MAC_LEN
+        pending = StatusPages(query, _paginate(encoded, _response_budget(ctx.level, mac_len)))
         isd.status_pages[ctx.channel] = pending
     page = pending.pages.pop(0)
     if pending.pages:

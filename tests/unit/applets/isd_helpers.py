@@ -76,13 +76,14 @@ class GPHost:
         enc: bytes | None = None,
         mac: bytes | None = None,
         dek: bytes | None = None,
+        s16: bool = False,
     ) -> None:
         self.card = card
         self.kvn = kvn
         self.channel = channel
         keys = scpbase.StaticKeys(kvn=kvn, enc=enc or key, mac=mac or key, dek=dek or key)
         if scp == 3:
-            self.host = scp03.SCP03Host(keys, sd_aid=sd_aid, channel=channel)
+            self.host = scp03.SCP03Host(keys, sd_aid=sd_aid, channel=channel, s16=s16)
         else:
             self.host = scp02.SCP02Host(keys, i=i02, channel=channel)
 

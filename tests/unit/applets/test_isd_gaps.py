@@ -251,3 +251,29 @@ def test_the_host_reads_each_protocols_i_from_either_shape() -> None:
         assert gpobjects.scp_i_from_card_data(data, expected.scp) == expected.i
         assert gpobjects.scp_i_from_card_data(data, 0x11) == 0x00  # SCP11b, listed after it
         assert gpobjects.scp_i_from_card_data(data, 0x05) is None
+
+
+# -- GET STATUS pages leave room for a 16-byte R-MAC in S16 ---------------------------------------------------
+@pytest.mark.parametrize(("level", "budget"), [(0x13, 240), (0x33, 223)])
+def test_get_status_pages_fit_a_short_response_in_s16(level: int, budget: int) -> None:
+    from test_isd_content import TEST_ELF, TEST_MODULE, add_tiny_load_file, install_apdu
+
+    card = make_card(make_profile(i=0x71))
+    add_tiny_load_file(card)
+    host = GPHost(card, kvn=0xFF, s16=True)
+    host.open(0x03)
+    for n in range(12):
+        assert host.send(install_apdu(TEST_ELF, TEST_MODULE, TEST_MODULE + bytes([n]))).data == b"\x00"
+    host = GPHost(card, kvn=0xFF, s16=True)
+    host.open(level)
+    p2, pages = 0x02, 0
+    while True:
+        wire = card.transmit(host.host.wrap(bytes([0x80, 0xF2, 0x40, p2, 0x02, 0x4F, 0x00, 0x00])))
+        assert len(wire) - 2 <= 256  # data + 16-byte R-MAC (+ R-ENC padding) in one short response
+        resp = host.host.unwrap(wire)
+        assert len(resp) - 2 <= budget
+        pages += 1
+        if resp[-2:] == b"\x90\x00":
+            break
+        p2 = 0x03
+    assert pages > 1
