@@ -6,7 +6,8 @@ Exit codes (the one table; README "The CLI" and ``vcard --help`` show it):
 0     done
 1     operational failure: the stack, pcscd or the card could not do it (one line
       saying what to do); also ``vcard status`` (and ``status --json``, which
-      still prints its document) when the daemon is not running
+      still prints its document) when the daemon is not running; ``vcard demo
+      --script`` when a step of the show failed
 2     usage error: a mistake on the command line or in a profile; nothing was done
 70    a bug in vcard (EX_SOFTWARE); the traceback only with ``-v``
 ====  ===========================================================================
@@ -48,7 +49,8 @@ class Exit(IntEnum):
 
 EXIT_CODES: dict[Exit, str] = {
     Exit.OK: "done",
-    Exit.FAILURE: "operational failure (one line saying what to do); status [--json]: the daemon is not running",
+    Exit.FAILURE: "operational failure (one line saying what to do); status [--json]: the daemon is not running; "
+    "demo --script: a step of the show failed",
     Exit.USAGE: "usage error: a mistake on the command line or in a profile; nothing was done",
     Exit.BUG: "a bug in vcard; rerun with -v for the traceback",
 }
