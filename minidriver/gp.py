@@ -23,7 +23,19 @@ from enum import IntEnum
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .gpobjects import KeyInfo, RegistryEntry, StatusScope, parse_key_information, parse_status, scp_i_from_card_data
+from .gpobjects import (
+    CardResources,
+    KeyInfo,
+    RegistryEntry,
+    SCPCapability,
+    StatusScope,
+    parse_application_list,
+    parse_card_capabilities,
+    parse_card_resources,
+    parse_key_information,
+    parse_status,
+    scp_i_from_card_data,
+)
 from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, ResponseAPDU, encode_tlv
 from .pcsc import Connection, PcscError
 from .protocol import SmartCardProtocol, strongest_level
@@ -97,7 +109,11 @@ class DataTag(IntEnum):
     """GET DATA tags read here (GPCS §11.3.3)."""
 
     CARD_DATA = 0x0066
+    CARD_CAPABILITY = 0x0067
     KEY_INFORMATION = 0x00E0
+    SECURITY_LEVEL = 0x00D3
+    APPLICATIONS = 0x2F00
+    CARD_RESOURCES = 0xFF21
 
 
 class GPSession:
@@ -250,6 +266,28 @@ class GPSession:
     def key_information(self) -> list[KeyInfo]:
         """GET DATA E0, the key information template."""
         return parse_key_information(self.get_data(DataTag.KEY_INFORMATION))
+
+    def card_capabilities(self) -> list[SCPCapability]:
+        """GET DATA 67, card capability information (GPCS §H.4): one entry per secure channel protocol."""
+        return parse_card_capabilities(self.get_data(DataTag.CARD_CAPABILITY))
+
+    def security_level(self) -> int:
+        """GET DATA D3, the current security level of this channel as the card sees it (b8 AUTHENTICATED)."""
+        data = self.get_data(DataTag.SECURITY_LEVEL)
+        if len(data) != 3 or data[:2] != b"\xd3\x01":
+            raise BadResponseError(f"GET DATA D3: expected D3 01 xx, got {data.hex()}")
+        return data[2]
+
+    def applications(self) -> list[bytes]:
+        """GET DATA 2F00, the AIDs of the applications that can be selected now; [] when none."""
+        resp = self.transceive(CommandAPDU(self._cla(), INS.GET_DATA, 0x2F, 0x00, ne=256))
+        if resp.sw == SW.REFERENCED_DATA_NOT_FOUND:
+            return []
+        return parse_application_list(resp.check("GET DATA 2F00"))
+
+    def card_resources(self) -> CardResources:
+        """GET DATA FF21, extended card resources information (GP Amendment C)."""
+        return parse_card_resources(self.get_data(DataTag.CARD_RESOURCES))
 
     def get_status(self, scope: StatusScope, *, aid_prefix: bytes = b"") -> list[RegistryEntry]:
         """GET STATUS in TLV form (GPCS §11.4), following 6310 with P2 'next occurrence'.

@@ -16,12 +16,17 @@ from .iso7816 import BadResponseError, parse_tlvs
 
 __all__ = [
     "FACTORY_KVN",
+    "CardResources",
     "GPTag",
     "KeyInfo",
     "RegistryEntry",
+    "SCPCapability",
     "StatusScope",
     "format_key_info",
     "format_registry",
+    "parse_application_list",
+    "parse_card_capabilities",
+    "parse_card_resources",
     "parse_key_information",
     "parse_status",
     "scp02_i_from_card_data",
@@ -182,6 +187,70 @@ def scp_i_from_card_data(data: bytes, scp: int) -> int | None:
 def scp02_i_from_card_data(data: bytes) -> int | None:
     """The i-parameter of SCP02 from card data (GPCS §H.2); None when the card names no SCP02."""
     return scp_i_from_card_data(data, 0x02)
+
+
+# -- GET DATA 67, 2F00, FF21 ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SCPCapability:
+    """One ``A0`` template of card capability information (GET DATA 67, GPCS §H.4)."""
+
+    scp: int
+    i_values: bytes  #: the i-parameters offered
+    aes_key_lengths: int | None = None  #: SCP03: bit map b1 AES-128, b2 AES-192, b3 AES-256
+
+
+def parse_card_capabilities(data: bytes) -> list[SCPCapability]:
+    """``67 { A0 { 80 scp, 81 i.., [82 AES lengths] } .. }``; other entries of 67 are skipped."""
+    items = parse_tlvs(data)
+    if len(items) != 1 or items[0].tag != 0x67:
+        raise BadResponseError("GET DATA 67: expected one 67 template")
+    out = []
+    for item in parse_tlvs(items[0].value):
+        if item.tag != 0xA0:
+            continue
+        fields = {t.tag: t.value for t in parse_tlvs(item.value)}
+        if len(fields.get(0x80, b"")) != 1:
+            raise BadResponseError("GET DATA 67: an A0 template without its SCP identifier (80)")
+        lengths = fields.get(0x82)
+        out.append(SCPCapability(fields[0x80][0], fields.get(0x81, b""), lengths[0] if lengths else None))
+    return out
+
+
+def parse_application_list(data: bytes) -> list[bytes]:
+    """GET DATA 2F00: the AIDs of its ``61 { 4F AID }`` application templates (ISO/IEC 7816-4 §8.2.1.1)."""
+    aids = []
+    for item in parse_tlvs(data):
+        if item.tag != 0x61:
+            raise BadResponseError(f"GET DATA 2F00: expected 61 templates, got tag {item.tag:X}")
+        aid = next((t.value for t in parse_tlvs(item.value) if t.tag == GPTag.AID), None)
+        if aid is None:
+            raise BadResponseError("GET DATA 2F00: an application template without an AID (4F)")
+        aids.append(aid)
+    return aids
+
+
+@dataclass(frozen=True, slots=True)
+class CardResources:
+    """GET DATA FF21, extended card resources information (GP Amendment C; ETSI TS 102 226 §8.2.1.7.2)."""
+
+    applications: int
+    free_nvm: int
+    free_ram: int
+
+
+def parse_card_resources(data: bytes) -> CardResources:
+    """``FF21 L { 81 apps, 82 free NVM, 83 free RAM }``.
+
+    Read by hand: ISO/IEC 7816-4 parsers (this module's too) skip a leading
+    ``FF`` as padding, but GP uses it as the first byte of this tag.
+    """
+    if len(data) < 3 or data[:2] != b"\xff\x21" or data[2] != len(data) - 3:
+        raise BadResponseError("GET DATA FF21: expected one FF21 object")
+    fields = {t.tag: int.from_bytes(t.value, "big") for t in parse_tlvs(data[3:])}
+    missing = {0x81, 0x82, 0x83} - set(fields)
+    if missing:
+        raise BadResponseError(f"GET DATA FF21: missing {' '.join(f'{m:02X}' for m in sorted(missing))}")
+    return CardResources(fields[0x81], fields[0x82], fields[0x83])
 
 
 # -- presentation ------------------------------------------------------------------------

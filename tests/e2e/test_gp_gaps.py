@@ -36,7 +36,7 @@ from yubikit.securitydomain import SecurityDomainSession
 from emulator.pytest_plugin import LiveCard
 from minidriver.gp import LifeCycleScope
 from minidriver.gpobjects import StatusScope
-from minidriver.iso7816 import ApduError, parse_tlvs
+from minidriver.iso7816 import ApduError
 from minidriver.scp import StaticKeys as HostKeys
 from minidriver.scpbase import AuthenticationError
 
@@ -147,19 +147,18 @@ def test_yubikit_delete_last_on_the_yubikey_persona(vcard: LiveCard, tmp_path: P
 
 def test_get_data_67_d3_2f00_ff21_through_gpsession(vcard: LiveCard) -> None:
     with connected(vcard) as transport:
-        assert plain(transport, "80CA00D300") == (h("D30100"), 0x9000)
+        assert plain(transport, "80CA00D300") == (h("D30100"), 0x9000)  # no session: level 00
         session = open_session(transport, level=0x33)
-        capability = session.get_data(0x0067)
-        (top,) = parse_tlvs(capability)
-        assert top.tag == 0x67
-        scps = [{t.tag: t.value for t in parse_tlvs(a.value)} for a in parse_tlvs(top.value)]
-        assert [s[0x80] for s in scps] == [b"\x03", b"\x11"] and scps[0][0x81] == b"\x70"
-        assert session.get_data(0x00D3) == h("D301B3")  # AUTHENTICATED | R-ENC | R-MAC | C-DEC | C-MAC
-        assert session.get_data(0x2F00) == h("610D4F0B") + PIV_AID
-        resources = session.get_data(0xFF21)
-        assert resources[:2] == h("FF21")
-        fields = {t.tag: t.value for t in parse_tlvs(resources[3:])}
-        assert fields[0x81] == h("0001") and len(fields[0x82]) == len(fields[0x83]) == 4
+        scp03, scp11 = session.card_capabilities()
+        assert (scp03.scp, scp03.i_values, scp03.aes_key_lengths) == (0x03, b"\x70", 0x07)
+        assert (scp11.scp, scp11.i_values) == (0x11, h("000103"))
+        assert session.security_level() == 0xB3  # AUTHENTICATED | R-ENC | R-MAC | C-DEC | C-MAC
+        assert session.get_data(0x00D3) == h("D301B3")
+        assert session.applications() == [PIV_AID]
+        resources = session.card_resources()
+        assert resources.applications == 1 and resources.free_nvm > 0 and resources.free_ram > 0
+        session.set_status(LifeCycleScope.APPLICATION, 0x80, PIV_AID)  # locked: no longer listed
+        assert session.applications() == []
 
 
 def test_set_status_60_locks_the_card_and_its_applications(vcard: LiveCard) -> None:
