@@ -277,3 +277,23 @@ def test_get_status_pages_fit_a_short_response_in_s16(level: int, budget: int) -
             break
         p2 = 0x03
     assert pages > 1
+
+
+def test_the_host_decodes_the_card_answers_and_refuses_malformed_ones() -> None:
+    gpobjects = pytest.importorskip("minidriver.gpobjects")
+    iso = pytest.importorskip("minidriver.iso7816")
+    card = make_card()
+    caps = gpobjects.parse_card_capabilities(transmit(card, "80CA006700").data)
+    assert [(c.scp, c.i_values, c.aes_key_lengths) for c in caps] == [(3, b"\x70", 7), (0x11, h("000103"), None)]
+    assert gpobjects.parse_application_list(transmit(card, "80CA2F0000").data) == [PIV_AID]
+    resources = gpobjects.parse_card_resources(transmit(card, "80CAFF2100").data)
+    assert (resources.applications, resources.free_ram) == (1, NOMINAL_RAM)
+    for bad, parse in (
+        (h("6703A00100"), gpobjects.parse_card_capabilities),  # A0 without 80
+        (h("6600"), gpobjects.parse_card_capabilities),
+        (h("6103500141"), gpobjects.parse_application_list),  # no 4F
+        (h("FF2103810101"), gpobjects.parse_card_resources),  # 82, 83 missing
+        (h("FF2105810101"), gpobjects.parse_card_resources),  # wrong length
+    ):
+        with pytest.raises(iso.BadResponseError):
+            parse(bad)
