@@ -144,6 +144,42 @@ def _farm(docker: Docker, compose: Compose, sizes: list[int]) -> None:
         compose("--profile", "farm", "down", "-v", timeout=600)
 
 
+def _farm_throughput(compose: Compose, sizes: list[int], apdus: int) -> None:
+    """Where a farm stops scaling here: every stack busy at once, APDUs per second in all.
+
+    One client container per stack sends ``apdus`` GET SERIAL commands to its card through
+    scriptor (one PC/SC connection); the wall time includes starting the N client containers
+    (about 0.6 s), which is why the default sends many APDUs.
+    """
+    print(f"\ncard farm under load: N stacks busy at once, {apdus} APDUs each (scriptor, one connection)")
+    head = f"{'N':>4} {'wall s':>8} {'APDU/s in all':>14} {'x N=1':>7}"
+    print(head)
+    print("-" * len(head))
+    script = f"{{ echo '00 A4 04 00 09 A0 00 00 03 08 00 00 10 00'; yes '00 F8 00 00' | head -n {apdus}; }}"
+    base = 0.0
+    for n in sizes:
+        compose("--profile", "farm", "up", "-d", "--scale", f"card-stack={n}", "card-stack", timeout=600)
+        for i in range(1, n + 1):  # every card in, before the clock starts
+            wait_card = (
+                f"until PCSCLITE_CSOCK_NAME=/farm/card-stack-{i}/pcscd.comm pcsc_scan -c -t 0 2>/dev/null "
+                "| grep -q 'Card inserted'; do sleep 0.05; done"
+            )
+            compose.client("sh", "-c", wait_card)
+        base_cmd = [*compose.command, "-f", str(REPO / "docker-compose.yml"), "-p", compose.project]
+        procs = []
+        t0 = time.perf_counter()
+        for i in range(1, n + 1):
+            cmd = [*base_cmd, "run", "--rm", "-T", "-e", f"PCSCLITE_CSOCK_NAME=/farm/card-stack-{i}/pcscd.comm",
+                   "client", "sh", "-c", f"{script} | scriptor -r 'Virtual PCD 00 00' | grep -c '90 00 :'"]  # fmt: skip
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        answered = sum(int((p.communicate(timeout=600)[0] or "0").strip() or 0) for p in procs)
+        wall = time.perf_counter() - t0
+        rate = answered / wall
+        base = base or rate
+        print(f"{n:>4} {wall:>8.2f} {rate:>14.0f} {rate / base:>7.2f}")
+        compose("--profile", "farm", "down", "-v", timeout=600)
+
+
 def _mib(text: str) -> float:
     text = text.strip()
     for unit, factor in (("GiB", 1024.0), ("MiB", 1.0), ("KiB", 1 / 1024), ("B", 1 / 1024 / 1024)):
@@ -157,11 +193,15 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also time a build from nothing (debootstrap, wheels)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--farm", default="1,2,4,8", help="farm sizes to time (empty: skip)")
+    parser.add_argument("--load", default="1,2,4", help="farm sizes to load with APDUs (empty: skip)")
+    parser.add_argument("--apdus", type=int, default=20000, help="APDUs per stack under load")
+    parser.add_argument("--skip-build", action="store_true", help="measure compose and the farm only")
     args = parser.parse_args()
     docker = start_dockerd(find_docker(), Path(tempfile.mkdtemp(prefix="vcard-bench-dockerd-")))
     try:
         print(f"dockerd {docker.server_version()}, {os.cpu_count()} CPUs")
-        _print_builds(_build_rows(docker, args.cold))
+        if not args.skip_build:
+            _print_builds(_build_rows(docker, args.cold))
         commands = compose_commands(docker)
         command = commands.get("docker compose") or commands["docker-compose"]
         compose = Compose(command, f"vcardbench{os.getpid()}")
@@ -172,6 +212,9 @@ def main() -> None:
             sizes = [int(x) for x in args.farm.split(",") if x.strip()]
             if sizes:
                 _farm(docker, compose, sizes)
+            loads = [int(x) for x in args.load.split(",") if x.strip()]
+            if loads:
+                _farm_throughput(compose, loads, args.apdus)
         finally:
             compose.down()
     except subprocess.TimeoutExpired as exc:
