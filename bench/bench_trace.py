@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 
 from emulator.control.api import VCard
@@ -45,31 +44,61 @@ def _block(card: object, n: int, out: list[float]) -> None:
             raise RuntimeError(f"GET DATA answered {sw1:02X}{sw2:02X}")
 
 
+#: a subscriber in its own process that attaches on "on" and detaches on "off" (stdin), counting events
+_TOGGLED_SUBSCRIBER = """
+import sys, threading
+from emulator.control.api import VCard
+vc = VCard(sys.argv[1])
+count, stream = [0], None
+def read(s):
+    for _ in s:
+        count[0] += 1
+for line in sys.stdin:
+    if line.strip() == "on":
+        stream = vc.subscribe(0)
+        threading.Thread(target=read, args=(stream,), daemon=True).start()
+    elif stream is not None:
+        stream.close()
+        stream = None
+    print("ok", count[0], flush=True)
+"""
+
+
 def subscriber_on_off(vc: VCard, n: int, block: int) -> list[Stats]:
-    """The subscriber is another process, as ``vcard trace --follow --json`` is."""
+    """A subscriber process attached for every other block of APDUs (many short blocks: same load)."""
     off = Stats("no subscriber (ring buffer only)", [])
-    on = Stats("vcard trace --follow --json attached", [])
+    on = Stats("a subscriber process streaming events", [])
     card = connect(vc.reader_name(0))
-    follow = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(vc.paths.root), "trace", "--follow"]
-    lines = 0
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _TOGGLED_SUBSCRIBER, str(vc.paths.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def toggle(state: str) -> int:
+        proc.stdin.write(state + "\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        return int(proc.stdout.readline().split()[1])  # type: ignore[union-attr]
+
+    received = 0
     try:
         card.transmit(SELECT_ISD)
         _block(card, 50, [])
         while len(off.samples) < n:
+            toggle("on")
+            time.sleep(0.05)  # subscribed
+            _block(card, block, on.samples)
+            time.sleep(0.1)  # the last events reach the subscriber (the daemon sends every 20 ms)
+            received = toggle("off")
+            time.sleep(0.05)  # the daemon notices the close within a poll (20 ms)
             _block(card, block, off.samples)
-            with tempfile.TemporaryFile() as sink:
-                proc = subprocess.Popen([*follow, "--json"], stdout=sink)
-                time.sleep(1.0)  # let it start and subscribe
-                _block(card, block, on.samples)
-                time.sleep(0.2)
-                proc.terminate()
-                proc.wait(timeout=10)
-                sink.seek(0)
-                lines += sink.read().count(b"\n")
-            time.sleep(0.3)  # the daemon notices the close within a poll
     finally:
         card.release()
-    print(f"(the subscribers received {lines} events)")
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    print(f"(the subscriber received {received} events for {len(on.samples)} APDUs and their power events)")
     return [off, on]
 
 

@@ -48,6 +48,8 @@ VPCD_BASE_PORT = 0x8C7B  #: CHANNELID of Debian's reader.conf.d/vpcd: slot n use
 VPCD_SLOTS = 2  #: vpcd's compile-time slot count
 #: a subscriber that cannot take a line for this long is dropped
 SEND_TIMEOUT_SECONDS = 5.0
+#: events encoded per send: small, so the GIL is back with the card within a fraction of an APDU
+STREAM_BATCH = 16
 #: how often a subscription looks for new events (they are sent in batches, off the card's path)
 STREAM_POLL_SECONDS = 0.02
 
@@ -348,7 +350,7 @@ class Daemon:
             send_message(conn, m.encode(m.SubscribeReply(request.slot, request.reveal)))
             self._send_events(conn, backlog, request.reveal)
             while not self._stop.is_set():
-                batch = sub.drain()
+                batch = sub.drain(STREAM_BATCH)
                 if batch:
                     self._send_events(conn, batch, request.reveal)
                     continue
@@ -359,8 +361,10 @@ class Daemon:
                 if _peer_closed(conn):
                     return
                 time.sleep(STREAM_POLL_SECONDS)
+        except TimeoutError:  # the socket stayed full: it stopped reading
+            log.warning("control: a trace subscriber read nothing for %.0f s and was dropped", SEND_TIMEOUT_SECONDS)
         except OSError:
-            return  # the client left, or could not keep up with the socket
+            return  # the client left
         finally:
             self.events.unsubscribe(sub)
 
@@ -368,7 +372,7 @@ class Daemon:
     def _send_events(conn: socket.socket, events: list[TraceEvent], reveal: bool) -> None:
         if not events:
             return
-        lines = (json.dumps(m.encode_event(e if reveal else e.redacted()), sort_keys=True) for e in events)
+        lines = (json.dumps(m.encode_event(e if reveal else e.redacted())) for e in events)  # field order is fixed
         conn.sendall(("\n".join(lines) + "\n").encode())
 
     def _dropped(self, sub: Subscription) -> None:

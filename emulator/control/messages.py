@@ -324,8 +324,17 @@ def encode_error(text: str) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "ok": False, "error": text}
 
 
+#: field names per event type: events are flat (tuples of strings at most), so no recursion is needed
+_EVENT_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in (ApduEvent, CardEvent, FaultEvent, NoteEvent)
+}
+
+
 def encode_event(event: TraceEvent) -> dict[str, Any]:
-    return dict(_plain(event))
+    """An event as the JSON object to send (``event`` names its type); tuples go out as lists."""
+    out = {name: getattr(event, name) for name in _EVENT_FIELDS[type(event)]}
+    out["event"] = event.event
+    return out
 
 
 # -- strict decoding -------------------------------------------------------------------------
@@ -357,7 +366,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         raise MessageError(f"{where} must be {_type_name(tp)}, got {_json_type(value)}")
     if origin is tuple:
         (item, _ellipsis) = typing.get_args(tp)
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):  # JSON gives lists; an in-process message may hold tuples
             raise MessageError(f"{where} must be a list, got {_json_type(value)}")
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -468,7 +477,3 @@ def decode_reply(op: str, message: dict[str, Any]) -> Reply | str:
 
 def decode_event(message: dict[str, Any]) -> TraceEvent:
     return _event(message, "stream")
-
-
-# the names mypy needs for the event union members (re-exported for users of this module)
-_EVENTS = (ApduEvent, CardEvent, FaultEvent, NoteEvent)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -98,18 +100,22 @@ def test_cli_trace_table_json_last_and_reveal(vcard: LiveCard) -> None:
 def test_follow_streams_new_events_as_json_lines(vcard: LiveCard) -> None:
     cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(vcard.stack.paths.root)]
     proc = subprocess.Popen([*cmd, "trace", "--follow", "--json"], stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
     try:
-        time.sleep(0.5)  # let it subscribe; the events below come after
-        vcard.transmit(SELECT_PIV)
-        assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            seen.append(json.loads(line))
-            if seen[-1].get("ins_name") == "SELECT":
-                break
-        assert seen[-1]["event"] == "apdu" and seen[-1]["sw"] == 0x9000
+        deadline = time.monotonic() + 20
+        select = None
+        while select is None and time.monotonic() < deadline:
+            vcard.transmit(SELECT_PIV)  # again until the follower (slow to start on a busy machine) shows one
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    event = json.loads(lines.get(timeout=0.5))
+                    if event.get("ins_name") == "SELECT":
+                        select = event
+                        break
+        assert select is not None, "no SELECT streamed within 20 s"
+        assert select["event"] == "apdu" and select["sw"] == 0x9000 and select["applet"] == "piv"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -123,16 +129,19 @@ def test_a_stalled_subscriber_is_dropped_and_the_card_keeps_answering(vcard: Liv
         try:
             conn.transmit(list(SELECT_PIV))
             start = time.monotonic()
-            for _ in range(2200):  # more events than a subscriber queue holds (4096 with power events)
+            for _ in range(3000):  # more events than a subscriber buffer (4096) and its socket hold
                 conn.transmit(list(GET_CHUID))
                 conn.transmit(list(GET_CHUID))
             elapsed = time.monotonic() - start
         finally:
             conn.release()
         events = []
-        while (event := stream.next_event(timeout=5)) is not None:
+        while (event := stream.next_event(timeout=10)) is not None:
             events.append(event)
-        assert events and events[-1].event == "note" and "dropped" in events[-1].text
+        # dropped: with a note when its buffer overflowed first, or when its socket stayed full for 5 s
+        assert "was dropped" in vcard.stack.paths.daemon_log.read_text()
+        assert events[-1].event != "note" or "dropped" in events[-1].text
+        assert len(events) < 2 * 3000  # the stream ended before all events: the subscriber was cut off
         assert elapsed < 60  # the card was never held up by the stalled reader
     finally:
         stream.close()
