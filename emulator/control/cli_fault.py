@@ -19,6 +19,10 @@ from .messages import FaultInfo
 
 __all__ = ["FaultUsageError", "add_fault_parser", "run_fault"]
 
+EXAMPLES = "make the card misbehave on purpose; each fault shows up in `vcard trace` when it fires\n\n" + (
+    (__doc__ or "").split("\n\n", 1)[1]
+)
+
 
 class FaultUsageError(Exception):
     """A fault the command line describes wrongly; the CLI exits 2."""
@@ -60,7 +64,7 @@ def add_fault_parser(sub: argparse._SubParsersAction, *, common: argparse.Argume
         "add",
         parents=[common],
         help="add a fault",
-        description=__doc__,
+        description=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("kind", choices=[k.value for k in FaultKind], help="what the card does")
