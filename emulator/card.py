@@ -221,7 +221,8 @@ class VirtualCard:
         if session.level & SecurityLevel.C_MAC and not exempt:
             channel.close_session()
             raise CardError(SW.SECURITY_STATUS_NOT_SATISFIED, "plain command inside a C-MAC session")
-        session.observe_plain(cmd)  # SCP02 level 10 R-MACs the answer to a plain command (GPCS §E.4.5)
+        if not exempt:  # SCP02 level 10 R-MACs the answer to a plain command (GPCS §E.4.5)
+            session.observe_plain(cmd)
         return cmd
 
     def _dispatch(self, cmd: CommandAPDU, channel: Channel) -> ResponseAPDU:
