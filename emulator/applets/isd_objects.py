@@ -4,7 +4,7 @@
   per secure channel protocol the card runs, ``80`` its identifier, ``81`` the
   i-parameters offered, ``82`` (SCP03) the AES key lengths as a bit map (b1
   AES-128, b2 AES-192, b3 AES-256).
-* ``D3`` Current Security Level (GPCS 2.3.1 §11.3.3.1 table 11-26): one byte,
+* ``D3`` Current Security Level (GPCS 2.3.1 §11.3.3.1, data objects of GET DATA): one byte,
   the level of the secure channel on the channel of the command as GP Card
   API ``SecureChannel.getSecurityLevel`` reports it (b8 AUTHENTICATED, b5
   R-ENC ... b1 C-MAC); ``00`` without a session.
