@@ -6,8 +6,8 @@
   AES-128, b2 AES-192, b3 AES-256).
 * ``D3`` Current Security Level (GPCS 2.3.1 §11.3.3.1, data objects of GET DATA): one byte,
   the level of the secure channel on the channel of the command as GP Card
-  API ``SecureChannel.getSecurityLevel`` reports it (b8 AUTHENTICATED, b5
-  R-ENC ... b1 C-MAC); ``00`` without a session.
+  API ``SecureChannel.getSecurityLevel`` reports it (b8 AUTHENTICATED, b6
+  R-ENC, b5 R-MAC, b2 C-DEC, b1 C-MAC); ``00`` without a session.
 * ``2F00`` List of Applications (GPCS 2.3.1 §11.3.3.1; the records of
   EF.DIR, ISO/IEC 7816-4 §8.2.1.1): one application template ``61 { 4F AID }``
   per application that can be selected now (SELECTABLE or beyond, not
