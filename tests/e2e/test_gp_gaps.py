@@ -204,7 +204,10 @@ def test_yubikit_reset_restores_the_factory_security_domain(vcard: LiveCard, tmp
         custom = StaticKeys(os.urandom(16), os.urandom(16), os.urandom(16))
         sd.put_key(KeyRef(ScpKid.SCP03, 0x02), custom)  # retires the factory key set
         sd.generate_ec_key(KeyRef(ScpKid.SCP11b, 0x03))
-        assert {(r.kid, r.kvn) for r in sd.get_key_information()} == {(1, 2), (2, 2), (3, 2), (0x13, 1), (0x13, 3)}
+        sd.generate_ec_key(KeyRef(ScpKid.SCP11a, 0x03))  # blocked by failed MUTUAL AUTHENTICATEs
+        sd.put_key(KeyRef(0x10, 0x03), ec.generate_private_key(ec.SECP256R1()).public_key())  # by failed PSOs
+        refs = {(r.kid, r.kvn) for r in sd.get_key_information()}
+        assert refs == {(1, 2), (2, 2), (3, 2), (0x13, 1), (0x13, 3), (0x11, 3), (0x10, 3)}
     with yubikit(yubikey) as conn:
         sd = SecurityDomainSession(conn)
         sd.reset()  # blocks every key by failed authentications; the card resets itself
