@@ -91,7 +91,7 @@ RUN apt-get install -y -q --no-install-recommends pcsc-tools="${PCSC_TOOLS_VERSI
  && apt-get clean \
  && chown root:root /run/vcard /var/lib/vcard \
  && /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
-      --find-links /wheels/deps pytest hypothesis yubikey-manager
+      --find-links /wheels/deps -r /wheels/deps/test-requirements.txt
 COPY docker/wheels/vcard /wheels/vcard
 RUN /opt/vcard/bin/pip install -q --no-index --no-cache-dir --disable-pip-version-check \
       --find-links /wheels/deps /wheels/vcard/vcard-*.whl
