@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulator.control import pcsc
-from emulator.control.api import VCard
-from emulator.control.daemon import VPCD_BASE_PORT
-from emulator.control.stack import read_pid
+from emulator.control.client import pcsc
+from emulator.control.client.api import VCard
+from emulator.control.daemon.server import VPCD_BASE_PORT
+from emulator.control.stack.pcscd import read_pid
 
 REPO = Path(__file__).resolve().parent.parent
 

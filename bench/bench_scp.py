@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from minidriver.gp import DEFAULT_TEST_KEY, GPSession
 from minidriver.iso7816 import CommandAPDU
 from minidriver.pcsc import PcscConnection

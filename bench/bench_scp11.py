@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from emulator.applets.isd import ISDApplet
 from emulator.card import applet_by_name
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.factory import build_card
 from emulator.profile import load_profile
 from emulator.store import MemoryStore

@@ -27,7 +27,7 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from minidriver.cardmod import CardAcquireContext, CardDeleteContext
 from minidriver.cardmod.helper import card_data_for_reader, release
 from minidriver.cardmod.ski_local import LocalInjector, import_struct

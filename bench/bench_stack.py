@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from emulator.control import pcsc
-from emulator.control.api import VCard
+from emulator.control.client import pcsc
+from emulator.control.client.api import VCard
 
 from ._harness import Stats, connect, floor_responder, private_stack, table
 

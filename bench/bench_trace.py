@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.factory import build_card
 from emulator.profile import load_profile
 from emulator.store import MemoryStore
@@ -47,7 +47,7 @@ def _block(card: object, n: int, out: list[float]) -> None:
 #: a subscriber in its own process that attaches on "on" and detaches on "off" (stdin), counting events
 _TOGGLED_SUBSCRIBER = """
 import sys, threading
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 vc = VCard(sys.argv[1])
 count, stream = [0], None
 def read(s):

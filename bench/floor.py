@@ -11,7 +11,7 @@ import argparse
 import signal
 import threading
 
-from emulator.control.netns import enter_net_namespace, same_net_namespace
+from emulator.control.stack.netns import enter_net_namespace, same_net_namespace
 from emulator.transport.server import SlotServer
 from emulator.transport.vpcd import Ctrl
 

@@ -204,7 +204,7 @@ def fuzz(
 
 def card_answers(reader: str) -> str | None:
     """The card still works for a new application: SELECT ISD and GET DATA CPLC."""
-    from emulator.control import pcsc
+    from emulator.control.client import pcsc
 
     conn: Any = pcsc.connect(reader)
     try:
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--count >= 1, 0 < --minutes <= 1440, --max-seconds > 0 and --ambiguous >= 0")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     from bench._harness import private_stack
-    from emulator.control.stack import read_pid
+    from emulator.control.stack.pcscd import read_pid
 
     print(f"fuzzing with seed {seed} (reproduce: scripts/fuzz --seed {seed} --count {args.count})", flush=True)
     with private_stack() as vc:

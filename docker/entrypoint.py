@@ -40,9 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-from emulator.control.netns import non_loopback_interfaces
-from emulator.control.paths import SYSTEM_PCSCD_SOCKET, RuntimePaths
-from emulator.control.stack import StackInfo, process_start
+from emulator.control.stack.netns import non_loopback_interfaces
+from emulator.control.stack.paths import SYSTEM_PCSCD_SOCKET, RuntimePaths
+from emulator.control.stack.pcscd import StackInfo, process_start
 
 DAEMON = [sys.executable, "-m", "emulator.control.daemon"]
 FARM_MAX = 1000  #: indices tried before giving up
@@ -97,7 +97,7 @@ def _fill_slot1(paths: RuntimePaths, state: Path, profile: str) -> None:
     file of its own (a profile's state_file names one card): two cards per pcscd + daemon pair."""
     from importlib import resources
 
-    from emulator.control.api import VCard
+    from emulator.control.client.api import VCard
 
     if profile.endswith(".toml") or os.sep in profile:
         text = Path(profile).read_text()

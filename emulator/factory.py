@@ -127,7 +127,7 @@ def open_card(profile: Profile, *, exclusive: bool = True) -> tuple[VirtualCard,
 
 def _check_state_dir(directory: Path) -> None:
     """The default state directory must be private to this user (never planted by another)."""
-    from .control.paths import private_dir_problem
+    from .control.stack.paths import private_dir_problem
 
     if directory != default_state_dir() or not os.path.lexists(directory):
         return

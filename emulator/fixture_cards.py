@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .control.api import VCard
-from .control.client import RequestFailed
+from .control.client.api import VCard
+from .control.client.client import RequestFailed
 from .profile import builtin_profiles
 
 __all__ = [

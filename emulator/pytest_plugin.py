@@ -51,9 +51,9 @@ from typing import Any, NoReturn
 import pytest
 
 from . import fixture_cards
-from .control import pcsc
-from .control.api import FaultInfo, VCard
-from .control.stack import StackError
+from .control.client import pcsc
+from .control.client.api import FaultInfo, VCard
+from .control.stack.pcscd import StackError
 from .faults import FaultKind
 from .trace import TraceEvent, format_event
 

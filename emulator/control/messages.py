@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, Union
 
-from ..trace import EVENT_TYPES, ApduEvent, CardEvent, FaultEvent, NoteEvent, TraceEvent
+from emulator.trace import EVENT_TYPES, ApduEvent, CardEvent, FaultEvent, NoteEvent, TraceEvent
 
 __all__ = [
     "PROTOCOL_VERSION",

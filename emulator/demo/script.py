@@ -1,7 +1,7 @@
 """``vcard demo --script``: the scripted show, no keyboard.
 
 The show plays the user's hands: it inserts and pulls the card through the
-control plane (:class:`~emulator.control.api.VCard`, as ``vcard insert`` and
+control plane (:class:`~emulator.control.client.api.VCard`, as ``vcard insert`` and
 ``vcard remove`` do) and types the PIN into the application. The application
 itself (:mod:`emulator.demo.app`) only talks PC/SC.
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..control.api import VCard
-from ..control.stack import StackError
+from ..control.client.api import VCard
+from ..control.stack.pcscd import StackError
 from ..profile import load_profile
 from .app import DemoApp, Phase
 

@@ -151,6 +151,10 @@ def build_images(docker: Docker, *, env: dict[str, str] | None = None, timeout: 
                 timeout=timeout,
                 env=full_env,
             )
+    # Each code change leaves the previous images untagged: drop those (never a tagged image or a
+    # layer the current ones use, so the build cache stays), or a CI machine's disk fills up.
+    with report.step("prune"):
+        run([docker.cli, "image", "prune", "-f"], timeout=timeout)
     return report
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from piv_e2e import MGMT_KEY, PIN
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.pytest_plugin import LiveCard
 from minidriver import (
     CardAcquireContext,

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from emulator.control.api import VCard
-from emulator.control.client import RequestFailed
+from emulator.control.client.api import VCard
+from emulator.control.client.client import RequestFailed
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
 
 
 def cli(vcard: LiveCard, *args: str, before: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    base = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(vcard.stack.paths.root), *before]
+    base = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(vcard.stack.paths.root), *before]
     return subprocess.run([*base, *args], env=vcard.env, capture_output=True, text=True, timeout=60)
 
 
@@ -61,7 +61,7 @@ def test_bad_timeout_refused_before_the_card_moves(vcard: LiveCard, value: str) 
 @pytest.mark.parametrize("command", ["status", "up", "down", "insert", "doctor"])
 def test_runtime_dir_that_is_a_file_is_one_line_exit_2(vcard: LiveCard, command: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", "/etc/passwd", command],
+        [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", "/etc/passwd", command],
         env=vcard.env,
         capture_output=True,
         text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ POLL = 0.4  #: pcscd's presence poll (PCSCLITE_STATUS_POLL_RATE)
 
 
 def vcard_cli(runtime: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(runtime), *args]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(runtime), *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 

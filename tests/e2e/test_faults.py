@@ -19,7 +19,7 @@ import pytest
 from smartcard.Exceptions import CardConnectionException
 
 from emulator.applets.piv.credentials import Credential
-from emulator.control import pcsc
+from emulator.control.client import pcsc
 from emulator.pytest_plugin import LiveCard
 from emulator.store import Store
 from emulator.trace import ApduEvent, CardEvent, FaultEvent
@@ -276,7 +276,7 @@ def test_other_atr_until_cleared_then_the_cards_own(vcard: LiveCard) -> None:
 
 # -- CLI ------------------------------------------------------------------------------------------
 def cli(card: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(card.stack.paths.root), *args]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(card.stack.paths.root), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.control.client import RequestFailed
+from emulator.control.client.client import RequestFailed
 from emulator.pytest_plugin import LiveCard, fail_or_skip
 
 pytestmark = pytest.mark.e2e
@@ -150,7 +150,7 @@ def _as_user(uid: int, home: Path, args: list[str], *, umask: int = 0o022) -> su
 
 
 def _vcard(uid: int, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _as_user(uid, home, ["-m", "emulator.control.cli", *args])
+    return _as_user(uid, home, ["-m", "emulator.control.client.cli", *args])
 
 
 @pytest.fixture

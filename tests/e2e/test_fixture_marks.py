@@ -11,7 +11,7 @@ import pytest
 from smartcard import scard
 
 from emulator import fixture_cards
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.profile import load_profile
 from emulator.pytest_plugin import LiveCard
 from minidriver.pcsc import PcscConnection, PcscError

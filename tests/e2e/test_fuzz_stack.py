@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from bench.fuzz_stack import FuzzReport, card_answers, fuzz
-from emulator.control.stack import read_pid
+from emulator.control.stack.pcscd import read_pid
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e

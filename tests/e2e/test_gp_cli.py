@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gp_e2e import connected, open_session
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.pytest_plugin import LiveCard
 from minidriver.scp import StaticKeys
 

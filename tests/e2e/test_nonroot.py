@@ -75,7 +75,7 @@ class User:
         )
 
     def vcard(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run([self.python, "-m", "emulator.control.cli", *args], **extra)
+        return self.run([self.python, "-m", "emulator.control.client.cli", *args], **extra)
 
 
 def _works_for(prefix: list[str], python: str) -> bool:
@@ -221,7 +221,7 @@ def test_vcard_up_user_runs_the_stack_without_root(user: User) -> None:
     assert sorted(listening) == list(VPCD_PORTS)  # vpcd's, inside that namespace only
 
     # a pcsc_scan-like client of the user's, pointed at the socket by `vcard env`
-    vcard_cmd = [user.python, "-m", "emulator.control.cli"]
+    vcard_cmd = [user.python, "-m", "emulator.control.client.cli"]
     watch = user.run([user.python, "-c", WATCH, *vcard_cmd], PCSCLITE_CSOCK_NAME=str(user.socket))
     assert watch.returncode == 0, watch.stderr
     seen = json.loads(watch.stdout)
@@ -293,7 +293,7 @@ def test_without_run_pcscd_a_tmpfs_gives_the_mount_point(user: User, runtime_und
         pytest.skip("simulating a machine without /run/pcscd needs root")
     runtime = Path(f"/run/user/{user.uid}") if runtime_under_run else user.runtime
     socket = runtime / "vcard" / "pcscd" / "pcscd.comm"
-    vcard = f"{user.python} -m emulator.control.cli"
+    vcard = f"{user.python} -m emulator.control.client.cli"
     steps = f"{vcard} up --user && opensc-tool -l && {vcard} down"
     script = (
         "mount -t tmpfs vcard-test /run && test ! -e /run/pcscd && "
@@ -330,7 +330,7 @@ def test_doctor_and_up_explain_disabled_user_namespaces(user: User) -> None:
         "sh",
         user.python,
         "-m",
-        "emulator.control.cli",
+        "emulator.control.client.cli",
     ]
     doctor = user.run([*prefix, "doctor"])
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr

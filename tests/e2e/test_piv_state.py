@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from piv_e2e import PIN, PUK, failed, key_with_certificate, ok, p11, status, yp
 
-from emulator.control.api import VCard
-from emulator.control.stack import pid_alive, read_pid, stop_daemon
+from emulator.control.client.api import VCard
+from emulator.control.stack.pcscd import pid_alive, read_pid, stop_daemon
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e

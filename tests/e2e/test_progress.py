@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 
 pytestmark = pytest.mark.e2e
 
 
 def insert_slot1(stack: VCard, *extra: str, tty: bool) -> tuple[int, str]:
     """`vcard insert --slot 1 --wait` with stderr on a pseudo-terminal (or a pipe); the card is pulled after."""
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(stack.paths.root)]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(stack.paths.root)]
     cmd += ["insert", "--slot", "1", "--wait", *extra]
     if tty:
         primary, secondary = os.openpty()

@@ -27,7 +27,7 @@ from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, Scp11KeyParams, S
 from yubikit.piv import PivSession as YkPivSession
 from yubikit.securitydomain import SecurityDomainSession
 
-from emulator.control.api import VCard
+from emulator.control.client.api import VCard
 from emulator.pytest_plugin import LiveCard
 from minidriver.gp import GPSession
 from minidriver.iso7816 import ApduError as HostApduError

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.control import pcsc
-from emulator.control.stack import pid_alive, read_pid
+from emulator.control.client import pcsc
+from emulator.control.stack.pcscd import pid_alive, read_pid
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
@@ -134,7 +134,7 @@ def test_nothing_listens_on_a_non_loopback_address(vcard: LiveCard) -> None:
 
 
 def cli(vcard: LiveCard, *args: str) -> subprocess.CompletedProcess[str]:
-    base = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(vcard.stack.paths.root)]
+    base = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(vcard.stack.paths.root)]
     return run([*base, *args], vcard.env)
 
 
@@ -170,7 +170,7 @@ def test_cli_mistakes_get_one_line(vcard: LiveCard, args: list[str], needle: str
 
 
 def test_cli_without_daemon_says_what_to_do(tmp_path: Path, vcard: LiveCard) -> None:
-    out = run([sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(tmp_path), "status"], vcard.env)
+    out = run([sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(tmp_path), "status"], vcard.env)
     assert out.returncode == 1
     assert "vcard up" in out.stdout + out.stderr
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def status_json(runtime: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(runtime), "status", "--json"]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(runtime), "status", "--json"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert out.stderr == "", out.stderr
     return out.returncode, json.loads(out.stdout)

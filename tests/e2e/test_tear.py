@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from emulator.control.stack import pid_alive, read_pid
+from emulator.control.stack.pcscd import pid_alive, read_pid
 from emulator.factory import build_card
 from emulator.profile import load_profile
 from emulator.pytest_plugin import LiveCard

@@ -31,7 +31,7 @@ def apdus(events: list) -> list[ApduEvent]:
 
 
 def vcard_cli(card: LiveCard, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(card.stack.paths.root), *args]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(card.stack.paths.root), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=check)
 
 
@@ -98,7 +98,7 @@ def test_cli_trace_table_json_last_and_reveal(vcard: LiveCard) -> None:
 
 
 def test_follow_streams_new_events_as_json_lines(vcard: LiveCard) -> None:
-    cmd = [sys.executable, "-m", "emulator.control.cli", "--runtime-dir", str(vcard.stack.paths.root)]
+    cmd = [sys.executable, "-m", "emulator.control.client.cli", "--runtime-dir", str(vcard.stack.paths.root)]
     proc = subprocess.Popen([*cmd, "trace", "--follow", "--json"], stdout=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 import pytest
 from smartcard import scard
 
-from emulator.control import pcsc
-from emulator.control.stack import pid_alive, read_pid
+from emulator.control.client import pcsc
+from emulator.control.stack.pcscd import pid_alive, read_pid
 from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator.control import cli, cli_args
-from emulator.control.api import VCard
+from emulator.control.client import cli, cli_args
+from emulator.control.client.api import VCard
 from emulator.profile import ProfileError
 
 
@@ -194,7 +194,7 @@ def test_key_files_must_be_small_regular_files(
     import os
     import threading
 
-    from emulator.control.cli_keys import MAX_KEYS_FILE
+    from emulator.control.client.cli_keys import MAX_KEYS_FILE
 
     path = tmp_path / "keys.toml"
     writer = None

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from emulator.control.paths import ensure_private_dir
+from emulator.control.stack.paths import ensure_private_dir
 
 
 def test_parent_exists_but_mkdir_says_enoent_is_one_line() -> None:

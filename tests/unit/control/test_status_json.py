@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from emulator.control.api import SlotStatus, Status
-from emulator.control.stack import StackInfo
-from emulator.control.status_json import SCHEMA_VERSION, status_document
+from emulator.control.client.api import SlotStatus, Status
+from emulator.control.client.status_json import SCHEMA_VERSION, status_document
+from emulator.control.stack.pcscd import StackInfo
 
 KEYS = {"schema", "runtime_dir", "running", "daemon", "pcscd", "slots"}
 SLOT_KEYS = {"slot", "reader", "present", "profile", "state_file", "vpcd_connected"}

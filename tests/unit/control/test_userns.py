@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.control.userns import SYSCTLS, diagnose
+from emulator.control.stack.userns import SYSCTLS, diagnose
 
 OPEN = {
     "kernel.unprivileged_userns_clone": None,  # absent on Debian 12's kernel

@@ -28,18 +28,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..factory import open_card
-from ..faults import Fault, FaultKind, FaultSpec, TearWhen
-from ..logutil import TRAFFIC
-from ..profile import ProfileError, load_profile
-from ..slot import Slot
-from ..store import Store
-from ..trace import EventHub, NoteEvent, Subscription, TraceEvent
-from ..transport.server import SlotServer
-from . import messages as m
-from .netns import enter_net_namespace, same_net_namespace
-from .paths import RuntimePaths
-from .protocol import ProtocolError, recv_message, send_message
+from emulator.control import messages as m
+from emulator.control.protocol import ProtocolError, recv_message, send_message
+from emulator.control.stack.netns import enter_net_namespace, same_net_namespace
+from emulator.control.stack.paths import RuntimePaths
+from emulator.factory import open_card
+from emulator.faults import Fault, FaultKind, FaultSpec, TearWhen
+from emulator.logutil import TRAFFIC
+from emulator.profile import ProfileError, load_profile
+from emulator.slot import Slot
+from emulator.store import Store
+from emulator.trace import EventHub, NoteEvent, Subscription, TraceEvent
+from emulator.transport.server import SlotServer
 
 __all__ = ["VPCD_BASE_PORT", "VPCD_SLOTS", "Daemon", "main"]
 

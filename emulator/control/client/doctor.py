@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..profile import default_state_dir
-from .paths import private_dir_problem
-from .stack import StackError, StackInfo, find_system_pcscd, pid_alive, read_pid
-from .userns import userns_blockers
+from emulator.control.stack.paths import private_dir_problem
+from emulator.control.stack.pcscd import StackError, StackInfo, find_system_pcscd, pid_alive, read_pid
+from emulator.control.stack.userns import userns_blockers
+from emulator.profile import default_state_dir
 
 if TYPE_CHECKING:
-    from .api import VCard
+    from emulator.control.client.api import VCard
 
 __all__ = ["Check", "run_doctor"]
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .paths import pcscd_client_env
+from emulator.control.stack.paths import pcscd_client_env
 
 __all__ = [
     "VPCD_READER",

@@ -7,10 +7,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from ..trace import TraceEvent
-from . import messages as m
-from .paths import RuntimePaths
-from .protocol import ProtocolError, recv_message, send_message
+from emulator.control import messages as m
+from emulator.control.protocol import ProtocolError, recv_message, send_message
+from emulator.control.stack.paths import RuntimePaths
+from emulator.trace import TraceEvent
 
 __all__ = ["ControlClient", "DaemonNotRunning", "EventStream", "RequestFailed"]
 

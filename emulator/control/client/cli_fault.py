@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..faults import FaultKind, FaultSpec, TearWhen
-from . import cli_args
-from .api import VCard
-from .messages import FaultInfo
+from emulator.control.client import cli_args
+from emulator.control.client.api import VCard
+from emulator.control.messages import FaultInfo
+from emulator.faults import FaultKind, FaultSpec, TearWhen
 
 __all__ = ["FaultUsageError", "add_fault_parser", "run_fault"]
 

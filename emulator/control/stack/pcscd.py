@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .netns import non_loopback_interfaces
-from .paths import (
+from emulator.control.stack.netns import non_loopback_interfaces
+from emulator.control.stack.paths import (
     SYSTEM_PCSCD_DIR,
     SYSTEM_PCSCD_SOCKET,
     RuntimePaths,
@@ -34,7 +34,7 @@ from .paths import (
     private_dir_problem,
     private_file_problem,
 )
-from .userns import UserNamespaceError, spawn_pcscd
+from emulator.control.stack.userns import UserNamespaceError, spawn_pcscd
 
 __all__ = [
     "StackError",
@@ -359,7 +359,7 @@ def start_daemon(
     fresh_pcscd: bool = False,
 ) -> int:
     """Start the daemon detached; returns its pid once the control socket answers."""
-    from .client import ControlClient, DaemonNotRunning
+    from emulator.control.client.client import ControlClient, DaemonNotRunning
 
     args = [sys.executable, *_daemon_args(paths)]
     if info.mode in ("netns", "userns") and info.pcscd_pid is not None:
@@ -395,7 +395,7 @@ def start_daemon(
 
 def stop_daemon(paths: RuntimePaths, *, timeout: float = 5.0) -> bool:
     """Ask the daemon to stop (then SIGTERM/SIGKILL by pid); True if one was running."""
-    from .client import ControlClient, DaemonNotRunning
+    from emulator.control.client.client import ControlClient, DaemonNotRunning
 
     check_runtime_dir(paths)
     problem = private_file_problem(paths.daemon_pid)

@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 
-from ..trace import TraceEvent, format_event
-from . import cli_args, messages
-from .api import VCard
+from emulator.control import messages
+from emulator.control.client import cli_args
+from emulator.control.client.api import VCard
+from emulator.trace import TraceEvent, format_event
 
 __all__ = ["DEFAULT_LAST", "add_trace_parser", "run_trace"]
 

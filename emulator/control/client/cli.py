@@ -23,17 +23,17 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, NoReturn
 
-from ..profile import ProfileError
-from . import cli_args
-from .api import DaemonNotRunning, StackError, Status, VCard
-from .cli_demo import DemoUsageError, add_demo_parser, run_demo
-from .cli_fault import FaultUsageError, add_fault_parser, run_fault
-from .cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
-from .cli_trace import add_trace_parser, run_trace
-from .client import RequestFailed
-from .doctor import run_doctor
-from .paths import pcscd_client_env
-from .pcsc import PcscError
+from emulator.control.client import cli_args
+from emulator.control.client.api import DaemonNotRunning, StackError, Status, VCard
+from emulator.control.client.cli_demo import DemoUsageError, add_demo_parser, run_demo
+from emulator.control.client.cli_fault import FaultUsageError, add_fault_parser, run_fault
+from emulator.control.client.cli_keys import KeysUsageError, add_keys_parser, run_keys, status_registry_lines
+from emulator.control.client.cli_trace import add_trace_parser, run_trace
+from emulator.control.client.client import RequestFailed
+from emulator.control.client.doctor import run_doctor
+from emulator.control.client.pcsc import PcscError
+from emulator.control.stack.paths import pcscd_client_env
+from emulator.profile import ProfileError
 
 __all__ = ["EXIT_CODES", "Exit", "build_parser", "main"]
 
@@ -135,7 +135,7 @@ def build_parser() -> Parser:
     status.add_argument(
         "--json",
         action="store_true",
-        help="one JSON object (schema: emulator/control/status_json.py, README); exit 0 running, 1 not",
+        help="one JSON object (schema: emulator/control/client/status_json.py, README); exit 0 running, 1 not",
     )
     command("doctor", "check pcscd, vpcd, ports and permissions; say how to fix each")
     command("env", 'print the shell lines that point PC/SC clients at this stack: eval "$(vcard env)"')
@@ -262,7 +262,7 @@ def _cmd_status(vc: VCard, args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        from .status_json import status_document
+        from emulator.control.client.status_json import status_document
 
         print(json.dumps(status_document(status, str(vc.paths.root)), indent=2))
         return EXIT_OK if status.running else EXIT_FAILURE

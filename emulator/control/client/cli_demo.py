@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from . import cli_args
+from emulator.control.client import cli_args
 
 __all__ = ["DemoUsageError", "add_demo_parser", "run_demo"]
 
@@ -66,10 +66,9 @@ def add_demo_parser(sub: Any, *, common: argparse.ArgumentParser) -> None:
 
 
 def run_demo(vc: Any, args: argparse.Namespace) -> int:
+    from emulator.demo.runner import run_interactive, run_script
+    from emulator.demo.script import demo_card
     from minidriver.pcsc import PcscError
-
-    from ..demo.runner import run_interactive, run_script
-    from ..demo.script import demo_card
 
     if args.script and args.reader:
         raise DemoUsageError("--reader is for the interactive demo; --script uses a vpcd slot (--slot N)")

@@ -15,14 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..faults import FaultKind, TearWhen
-from ..profile import Profile, ProfileError, load_profile
-from ..trace import CardEvent, TraceEvent
-from . import messages, pcsc
-from .client import ControlClient, DaemonNotRunning, EventStream, RequestFailed
-from .messages import FaultInfo
-from .paths import SYSTEM_PCSCD_SOCKET, RuntimePaths, pcscd_client_env
-from .stack import StackError, StackInfo, find_system_pcscd, start_daemon, start_pcscd, stop_daemon, stop_pcscd
+from emulator.control import messages
+from emulator.control.client import pcsc
+from emulator.control.client.client import ControlClient, DaemonNotRunning, EventStream, RequestFailed
+from emulator.control.messages import FaultInfo
+from emulator.control.stack.paths import SYSTEM_PCSCD_SOCKET, RuntimePaths, pcscd_client_env
+from emulator.control.stack.pcscd import (
+    StackError,
+    StackInfo,
+    find_system_pcscd,
+    start_daemon,
+    start_pcscd,
+    stop_daemon,
+    stop_pcscd,
+)
+from emulator.faults import FaultKind, TearWhen
+from emulator.profile import Profile, ProfileError, load_profile
+from emulator.trace import CardEvent, TraceEvent
 
 __all__ = ["DaemonNotRunning", "FaultInfo", "ProfileError", "SlotStatus", "StackError", "Status", "VCard"]
 

@@ -28,18 +28,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from emulator.control.client import cli_args
+from emulator.control.client.pcsc import PcscError
+from emulator.profile import read_small_file
 from minidriver.gp import DEFAULT_TEST_KEY, HOST_ERRORS, GPSession, factory_keys_listed, logical_channel
 from minidriver.gpobjects import FACTORY_KVN, format_key_info, format_registry
 from minidriver.iso7816 import SW
 from minidriver.pcsc import PcscConnection
 from minidriver.scp import AuthenticationError, StaticKeys
 
-from ..profile import read_small_file
-from . import cli_args
-from .pcsc import PcscError
-
 if TYPE_CHECKING:
-    from .api import Status, VCard
+    from emulator.control.client.api import Status, VCard
 
 __all__ = ["KeysUsageError", "add_keys_parser", "run_keys", "status_registry_lines"]
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import Status
+from emulator.control.client.api import Status
 
 __all__ = ["SCHEMA_VERSION", "status_document"]
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from .daemon import VPCD_SLOTS
+from emulator.control.daemon.server import VPCD_SLOTS
 
 __all__ = ["MAX_TIMEOUT", "SLOTS", "directory", "slot", "timeout"]
 
