@@ -16,7 +16,7 @@ from emulator.transport.server import SlotServer
 from emulator.transport.vpcd import Ctrl
 
 OK = b"\x90\x00"
-ATR = bytes.fromhex("3B87018065766361726401")
+ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 
 
 class Floor:

@@ -21,7 +21,17 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .iso7816 import SW, ApduError, BadResponseError, CommandAPDU, encode_tlv, find_tlv, parse_tlvs, retries_left
+from .iso7816 import (
+    MAX_EXTENDED_NE,
+    SW,
+    ApduError,
+    BadResponseError,
+    CommandAPDU,
+    encode_tlv,
+    find_tlv,
+    parse_tlvs,
+    retries_left,
+)
 from .pcsc import Connection
 from .protocol import SCPHostAny, SmartCardProtocol
 from .scp11 import SCP11Host, SCP11Params
@@ -318,10 +328,13 @@ class PivSession:
         scp_kvn: int = 0,
         scp_level: int | None = None,
         scp11: SCP11Params | None = None,
+        extended: bool | None = None,
     ) -> None:
+        """``extended``: None reads extended-length support from the card's ATR (card
+        capabilities, ISO 7816-4 §8.1.1.2.7); False always chains and pages with 61xx."""
         if scp is not None and scp11 is not None:
             raise ValueError("give scp or scp11, not both")
-        self.protocol = SmartCardProtocol(connection)
+        self.protocol = SmartCardProtocol(connection, extended=extended)
         self.select()
         if scp is not None:
             self.protocol.open_scp(scp, kvn=scp_kvn, level=scp_level)
@@ -440,7 +453,7 @@ class PivSession:
     def get_data(self, object_id: int) -> bytes:
         """The content of the object (inside 53, or 7E for discovery); ApduError 6A82 if absent."""
         body = encode_tlv(Tag.TAG_LIST, _tag_bytes(object_id))
-        data = self.protocol.send(CommandAPDU(0x00, INS.GET_DATA, *ALL_DATA_P1P2, body, 256), detail="GET DATA")
+        data = self.protocol.send(CommandAPDU(0x00, INS.GET_DATA, *ALL_DATA_P1P2, body, MAX_EXTENDED_NE), detail="GET DATA")
         wrapper = Tag.DISCOVERY if object_id == ObjectId.DISCOVERY else Tag.DATA
         return _one(data, wrapper, f"GET DATA {object_id:X}")
 

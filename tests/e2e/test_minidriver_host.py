@@ -50,7 +50,7 @@ def sha256(data: bytes) -> bytes:
 
 def test_reader_listed_and_atr(vcard: LiveCard, conn: PcscConnection) -> None:
     assert vcard.reader in list_readers()
-    assert conn.atr == bytes.fromhex("3B87018065766361726401")
+    assert conn.atr == bytes.fromhex("3B8B0180730000C0657663617264BE")
     assert conn.status() == conn.atr
 
 

@@ -33,7 +33,7 @@ from emulator.pytest_plugin import fail_or_skip
 
 pytestmark = pytest.mark.e2e
 
-DEFAULT_ATR = "3b87018065766361726401"
+DEFAULT_ATR = "3b8b0180730000c0657663617264be"
 VPCD_PORTS = (35963, 35964)
 
 

@@ -27,7 +27,7 @@ from emulator.pytest_plugin import LiveCard
 
 pytestmark = pytest.mark.e2e
 
-DEFAULT_ATR = bytes.fromhex("3B87018065766361726401")
+DEFAULT_ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 MESSAGE = b"vcard e2e: signed by a virtual PIV card\n"
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).parent
 SELECT_ISD = "00A4040008A000000151000000"
-DEFAULT_ATR = bytes.fromhex("3B87018065766361726401")
+DEFAULT_ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ def test_card_is_seen_by_pcsc_scan_and_opensc(vcard: LiveCard) -> None:
     assert vcard.reader in scan.stdout
     block = scan.stdout.split(vcard.reader, 1)[1].split("Reader ", 1)[0]
     assert "Card inserted" in block
-    assert "3B 87 01 80 65 76 63 61 72 64 01" in block
+    assert "3B 8B 01 80 73 00 00 C0 65 76 63 61 72 64 BE" in block
     listing = run(["opensc-tool", "-l"], vcard.env)
     line = next(li for li in listing.stdout.splitlines() if vcard.reader in li)
     assert " Yes " in line

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 SELECT_ISD = bytes.fromhex("00A4040008A000000151000000")
 SELECT_PIV = bytes.fromhex("00A4040009A00000030800001000")
-ATR = bytes.fromhex("3B87018065766361726401")
+ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 #: no answer within this long is a hang (a correctness bound, not a performance target)
 HANG_SECONDS = 10.0
 

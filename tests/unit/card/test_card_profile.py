@@ -31,7 +31,7 @@ def test_default_profile_loads(tmp_path: Path) -> None:
     profile = load_profile(state_dir=tmp_path)
     assert profile == load_profile("default", state_dir=tmp_path)
     assert profile.name == "default"
-    assert profile.atr == h("3B87018065766361726401")
+    assert profile.atr == h("3B8B0180730000C0657663617264BE")
     assert profile.applets == ("isd", "piv")
     assert profile.logical_channels == 4
     assert profile.state_file == tmp_path / "default.sqlite"
@@ -44,7 +44,7 @@ def test_default_profile_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "atr",
     [
-        "3B87018065766361726401",  # default: TD1 names T=1, TCK present and right
+        "3B8B0180730000C0657663617264BE",  # default: TD1 names T=1, TCK present and right
         "3B 02 14 50",  # T=0 only, no interface bytes: no TCK
         "3B 00",  # no historical bytes
         "3B 90 11 00",  # TA1, TD1 names T=0 only: no TCK
@@ -61,7 +61,7 @@ def test_atr_tck_good(atr: str) -> None:
     [
         "3B87018065766361726400",  # wrong TCK
         "3B870180657663617264",  # TCK missing
-        "3B8701806576636172640100",  # a byte after TCK
+        "3B8B0180730000C0657663617264BE00",  # a byte after TCK
         "3B 02 14 50 00",  # T=0 only: nothing may follow the historical bytes
         "3B 02 14",  # historical bytes missing
         "3B 80",  # TD1 announced, missing

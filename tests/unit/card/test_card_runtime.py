@@ -461,4 +461,4 @@ def test_reset_hooks_run_on_reset_and_power_off(card: VirtualCard) -> None:
 
 
 def test_atr_comes_from_the_profile(card: VirtualCard) -> None:
-    assert card.atr == load_profile().atr == h("3B87018065766361726401")
+    assert card.atr == load_profile().atr == h("3B8B0180730000C0657663617264BE")

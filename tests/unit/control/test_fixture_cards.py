@@ -41,7 +41,7 @@ def test_mistakes_name_the_argument(kwargs: dict[str, object], args: tuple[objec
 def test_profile_with_state_moves_only_the_top_level_state_file(tmp_path: Path) -> None:
     source = tmp_path / "p.toml"
     source.write_text(
-        '# a card\nname = "mine"\nstate_file = "old.sqlite"\natr = "3B87018065766361726401"\n'
+        '# a card\nname = "mine"\nstate_file = "old.sqlite"\natr = "3B8B0180730000C0657663617264BE"\n'
         '[piv]\npin = "123456"\n# state_file inside a table is not the card\'s\n'
     )
     text = profile_with_state(str(source), tmp_path / "new.sqlite")

@@ -8,7 +8,7 @@ from emulator.demo.app import ApduRecord, Event, Phase, ReaderLine, Snapshot
 from emulator.demo.view import format_event, render
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-ATR = bytes.fromhex("3B87018065766361726401")
+ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 
 
 def snapshot(**changes: object) -> Snapshot:
@@ -35,7 +35,7 @@ def test_screen_fits_the_terminal_and_shows_the_state() -> None:
         assert all(len(ANSI.sub("", line)) <= max(40, width) for line in lines), width
     text = "\n".join(ANSI.sub("", line) for line in render(snapshot(), 100, 34))
     assert "SESSION UNLOCKED" in text and "signature loop running" in text
-    assert "● Virtual PCD 00 00    card present  ATR 3B 87 01 80 65 76 63 61 72 64 01  ← this app" in text
+    assert "● Virtual PCD 00 00    card present  ATR 3B 8B 01 80 73 00 00 C0 65 76 63 61 72 64 BE  ← this app" in text
     assert "signature 99 verified" in text  # the newest events are the ones shown
 
 

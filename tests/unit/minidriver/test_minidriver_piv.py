@@ -149,13 +149,24 @@ def test_put_data_needs_management_key(piv: PivSession) -> None:
     assert info.value.sw == SW.SECURITY_STATUS_NOT_SATISFIED
 
 
-def test_get_put_data_round_trip_long_object_goes_chained(piv: PivSession, conn: InProcessConnection) -> None:
+def test_get_put_data_round_trip_long_object_goes_chained(conn: InProcessConnection) -> None:
+    piv = PivSession(conn, extended=False)  # as for a card whose ATR does not announce extended length
     piv.authenticate(MGMT)
     content = bytes(range(256)) * 6  # 1536 bytes: command chaining out, 61xx back
     piv.put_data(ObjectId.KEY_HISTORY, content)
     assert any(apdu[0] & 0x10 for apdu in conn.sent), "expected chained links"
     assert piv.get_data(ObjectId.KEY_HISTORY) == content
     assert any(apdu[1] == 0xC0 for apdu in conn.sent), "expected GET RESPONSE"
+
+
+def test_long_object_goes_in_one_extended_apdu_when_the_atr_allows(piv: PivSession, conn: InProcessConnection) -> None:
+    piv.authenticate(MGMT)  # the default card's ATR announces extended Lc/Le (73 00 00 C0)
+    content = bytes(range(256)) * 6
+    conn.sent.clear()
+    piv.put_data(ObjectId.KEY_HISTORY, content)
+    assert len(conn.sent) == 1 and not conn.sent[0][0] & 0x10 and conn.sent[0][4] == 0  # one extended command
+    assert piv.get_data(ObjectId.KEY_HISTORY) == content
+    assert not any(apdu[1] == 0xC0 for apdu in conn.sent), "no GET RESPONSE needed"
 
 
 def test_get_data_absent_is_6a82(piv: PivSession) -> None:

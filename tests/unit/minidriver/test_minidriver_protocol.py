@@ -56,7 +56,8 @@ def test_chain_stops_at_first_refused_link() -> None:
 @pytest.mark.parametrize(
     ("atr", "extended"),
     [
-        ("3B87018065766361726401", False),  # vcard default: no card capabilities
+        ("3B8B0180730000C0657663617264BE", True),  # vcard default: 73 00 00 C0 (chaining, extended Lc/Le)
+        ("3B87018065766361726401", False),  # no card capabilities byte
         ("3B8C80 01 80 73 C0 21 C0 56 59 75 62 69 4B 65 79 F9".replace(" ", ""), True),  # 73 C0 21 C0: b7 of byte 3
         ("3B8C8001 80 73 C0 21 80 56 59 75 62 69 4B 65 79 39".replace(" ", ""), False),
         ("3B00", False),

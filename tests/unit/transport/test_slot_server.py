@@ -18,7 +18,7 @@ from emulator.transport import server as server_module
 from emulator.transport.server import NO_CARD, SlotServer
 from emulator.transport.vpcd import Ctrl, encode_frame
 
-ATR = bytes.fromhex("3B87018065766361726401")
+ATR = bytes.fromhex("3B8B0180730000C0657663617264BE")
 SELECT = bytes.fromhex("00A4040000")
 
 

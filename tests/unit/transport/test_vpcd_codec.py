@@ -12,7 +12,7 @@ from emulator.transport.vpcd import MAX_PAYLOAD, Ctrl, Frame, VpcdDecoder, encod
 
 h = bytes.fromhex
 SELECT_ISD = h("00A4040008A000000151000000")
-ATR = h("3B87018065766361726401")
+ATR = h("3B8B0180730000C0657663617264BE")
 
 #: one stream as vpcd sends it: power on, ATR request, an APDU, reset, power off
 STREAM = h("0001 01") + h("0001 04") + encode_frame(SELECT_ISD) + h("0001 02") + h("0001 00")
