@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from emulator.card import VirtualCard
 from emulator.control import messages as m
 from emulator.control.protocol import ProtocolError, recv_message, send_message
 from emulator.control.stack.netns import enter_net_namespace, same_net_namespace
@@ -35,7 +36,7 @@ from emulator.control.stack.paths import RuntimePaths
 from emulator.factory import open_card
 from emulator.faults import Fault, FaultKind, FaultSpec, TearWhen
 from emulator.logutil import TRAFFIC
-from emulator.profile import ProfileError, load_profile
+from emulator.profile import Profile, ProfileError, load_profile
 from emulator.slot import Slot
 from emulator.store import Store
 from emulator.trace import EventHub, NoteEvent, Subscription, TraceEvent
@@ -242,35 +243,50 @@ class Daemon:
         slot = self._slot(request.slot)
         if slot.card is not None:
             raise RequestError(f"slot {slot.number} already holds a card; run: vcard remove --slot {slot.number}")
-        state_dir = self.state_dir  # `vcard --state-dir D insert` names its own: honoured (issue 8)
-        if request.state_dir is not None:
-            if not os.path.isabs(request.state_dir):
+        profile = self._profile_for(request.profile, request.state_dir)
+        set_aside = None
+        if request.fresh and profile.state_file.exists():
+            set_aside = _set_aside(profile.state_file)
+        card, store = self._open(profile)
+        self.stores[slot.number] = store
+        slot.insert(
+            card, profile=profile.name, state_file=str(profile.state_file), on_remove=self._closer(slot.number, store)
+        )
+        self.servers[slot.number].connect()
+        return m.InsertReply(slot.number, profile.name, str(profile.state_file), set_aside)
+
+    def _profile_for(self, name: str | None, state_dir_asked: str | None) -> Profile:
+        """The profile a request names, its state file under the request's state directory (``vcard
+        --state-dir D insert`` is honoured, issue 8), and no other slot's card already."""
+        state_dir = self.state_dir
+        if state_dir_asked is not None:
+            if not os.path.isabs(state_dir_asked):
                 raise RequestError("state_dir must be an absolute path")
-            state_dir = Path(request.state_dir)
+            state_dir = Path(state_dir_asked)
         try:
-            profile = load_profile(request.profile, state_dir=state_dir)
+            profile = load_profile(name, state_dir=state_dir)
         except ProfileError as exc:
             raise RequestError(str(exc)) from None
         for other in self.slots:
             if other.state_file == str(profile.state_file):
                 raise RequestError(f"{profile.state_file} is already the card in slot {other.number}")
-        set_aside = None
-        if request.fresh and profile.state_file.exists():
-            set_aside = _set_aside(profile.state_file)
+        return profile
+
+    @staticmethod
+    def _open(profile: Profile) -> tuple[VirtualCard, Store]:
         try:
-            card, store = open_card(profile)  # a foreign/damaged file is refused; a new card is all or nothing
+            return open_card(profile)  # a foreign/damaged file is refused; a new card is all or nothing
         except (OSError, ValueError) as exc:
             raise RequestError(f"cannot create the card from {profile.source}: {exc}") from None
-        self.stores[slot.number] = store
 
-        def on_remove(number: int = slot.number) -> None:
-            old = self.stores.pop(number, None)
-            if old is not None:
-                old.close()
+    def _closer(self, number: int, store: Store) -> Callable[[], None]:
+        """The slot's on_remove: close this card's store (not a later card's, after a renew)."""
 
-        slot.insert(card, profile=profile.name, state_file=str(profile.state_file), on_remove=on_remove)
-        self.servers[slot.number].connect()
-        return m.InsertReply(slot.number, profile.name, str(profile.state_file), set_aside)
+        def on_remove() -> None:
+            if self.stores.get(number) is store:
+                self.stores.pop(number).close()
+
+        return on_remove
 
     def _remove(self, request: m.Remove) -> m.RemoveReply:
         """Pull the card. Gentle by default: the APDUs sent before pcscd's next
@@ -297,29 +313,12 @@ class Daemon:
         slot = self._slot(request.slot)
         if slot.card is None:
             raise RequestError(f"slot {slot.number} is empty; insert a card instead")
-        state_dir = self.state_dir
-        if request.state_dir is not None:
-            if not os.path.isabs(request.state_dir):
-                raise RequestError("state_dir must be an absolute path")
-            state_dir = Path(request.state_dir)
+        profile = self._profile_for(request.profile, request.state_dir)
+        card, store = self._open(profile)
         try:
-            profile = load_profile(request.profile, state_dir=state_dir)
-        except ProfileError as exc:
-            raise RequestError(str(exc)) from None
-        for other in self.slots:
-            if other.state_file == str(profile.state_file):
-                raise RequestError(f"{profile.state_file} is already the card in slot {other.number}")
-        try:
-            card, store = open_card(profile)
-        except (OSError, ValueError) as exc:
-            raise RequestError(f"cannot create the card from {profile.source}: {exc}") from None
-
-        def on_remove(number: int = slot.number, mine: Store = store) -> None:
-            if self.stores.get(number) is mine:
-                self.stores.pop(number).close()
-
-        try:
-            slot.replace(card, profile=profile.name, state_file=str(profile.state_file), on_remove=on_remove)
+            slot.replace(
+                card, profile=profile.name, state_file=str(profile.state_file), on_remove=self._closer(slot.number, store)
+            )
         except ValueError as exc:  # pulled meanwhile
             store.close()
             raise RequestError(str(exc)) from None
