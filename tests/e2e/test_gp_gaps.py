@@ -9,13 +9,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import pytest
-import ykman.pcsc as ykman_pcsc
 from cryptography.hazmat.primitives.asymmetric import ec
 from gp_e2e import (
     ISD_AID,
@@ -29,9 +26,9 @@ from gp_e2e import (
     profile_text,
 )
 from yubikit.core import Tlv
-from yubikit.core.smartcard import SmartCardConnection
 from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, ScpKid, StaticKeys
 from yubikit.securitydomain import SecurityDomainSession
+from yubikit_e2e import yubikit_connection as yubikit
 
 from emulator.pytest_plugin import LiveCard
 from minidriver.gp import LifeCycleScope
@@ -174,18 +171,6 @@ def test_set_status_60_locks_the_card_and_its_applications(vcard: LiveCard) -> N
 
 
 # -- yubikit on the yubikey-5.7 persona ---------------------------------------------------------------------
-@contextmanager
-def yubikit(card: LiveCard) -> Iterator[SmartCardConnection]:
-    from smartcard.System import readers
-
-    reader = next(r for r in readers() if str(r) == card.reader)
-    conn = ykman_pcsc.ScardSmartCardConnection(reader.createConnection())
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def test_yubikit_card_recognition_lists_scp03_and_scp11(vcard: LiveCard, tmp_path: Path) -> None:
     yubikey = persona_card(vcard, tmp_path, "yubikey-5.7")
     with yubikit(yubikey) as conn:

@@ -18,16 +18,16 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-import ykman.pcsc as ykman_pcsc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from piv_e2e import PIN, ok, p11, piv_link, run, yp
 from yubikit.core import Tlv, Version
-from yubikit.core.smartcard import ApduError, SmartCardConnection
+from yubikit.core.smartcard import ApduError
 from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, ScpKid, StaticKeys
 from yubikit.piv import KEY_TYPE, MANAGEMENT_KEY_TYPE, OBJECT_ID, PIN_POLICY, SLOT, PivSession
 from yubikit.securitydomain import SecurityDomainSession
+from yubikit_e2e import yubikit_connection as connection
 
 from emulator.applets.piv.consts import VENDOR_INS
 from emulator.iso7816.sw import SW
@@ -61,18 +61,6 @@ def yubikey(vcard: LiveCard, tmp_path: Path) -> LiveCard:
 @pytest.fixture
 def nist(vcard: LiveCard, tmp_path: Path) -> LiveCard:
     return persona_card(vcard, tmp_path, "piv-nist")
-
-
-@contextmanager
-def connection(card: LiveCard) -> Iterator[SmartCardConnection]:
-    from smartcard.System import readers
-
-    reader = next(r for r in readers() if str(r) == card.reader)
-    conn = ykman_pcsc.ScardSmartCardConnection(reader.createConnection())
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @contextmanager

@@ -13,11 +13,9 @@ from __future__ import annotations
 import datetime
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import ykman.pcsc as ykman_pcsc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,6 +24,7 @@ from yubikit.core.smartcard import ApduError, SmartCardConnection
 from yubikit.core.smartcard.scp import KeyRef, Scp03KeyParams, Scp11KeyParams, ScpKid, StaticKeys
 from yubikit.piv import PivSession as YkPivSession
 from yubikit.securitydomain import SecurityDomainSession
+from yubikit_e2e import yubikit_connection
 
 from emulator.control.client.api import VCard
 from emulator.pytest_plugin import LiveCard
@@ -42,18 +41,6 @@ FACTORY_SCP03 = Scp03KeyParams(ref=KeyRef(ScpKid.SCP03, 0xFF), keys=StaticKeys.d
 SCP11B = KeyRef(ScpKid.SCP11b, 0x01)  # generated with the default profile's card (scp11b_kvn = 0x01)
 PIN = "123456"  # the default profile's TEST PIN
 FACTORY_HOST_KEYS = HostStaticKeys.same(bytes(range(0x40, 0x50)), kvn=0xFF)  # TEST KEY
-
-
-@contextmanager
-def yubikit_connection(card: LiveCard) -> Iterator[SmartCardConnection]:
-    from smartcard.System import readers
-
-    reader = next(r for r in readers() if str(r) == card.reader)
-    conn = ykman_pcsc.ScardSmartCardConnection(reader.createConnection())
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _cert(

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import ykman.pcsc as ykman_pcsc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -36,6 +35,7 @@ from yubikit.piv import (
     PivSession,
 )
 from yubikit.securitydomain import SecurityDomainSession
+from yubikit_e2e import yubikit_connection
 
 from emulator.iso7816.sw import SW
 from emulator.pytest_plugin import LiveCard
@@ -48,19 +48,6 @@ GP_OID = bytes.fromhex("2A864886FC6B")  # 1.2.840.114283, GlobalPlatform
 AES = 0x88  # key type in PUT KEY and the key information data (GPCS 2.3.1 §11.1.8)
 ECC_PRIVATE = 0xB1  # key type of an SCP11 key pair in the key information data
 SCP11B_KEY = KeyRef(ScpKid.SCP11b, 0x01)  # the default profile's test SCP11b key pair
-
-
-@contextmanager
-def yubikit_connection(card: LiveCard) -> Iterator[SmartCardConnection]:
-    """A yubikit SmartCardConnection to the card's reader (ykman's pyscard adapter)."""
-    from smartcard.System import readers
-
-    reader = next(r for r in readers() if str(r) == card.reader)
-    conn = ykman_pcsc.ScardSmartCardConnection(reader.createConnection())
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 class Recording(SmartCardConnection):
