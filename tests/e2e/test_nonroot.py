@@ -21,13 +21,13 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from other_user import python_for_other_users
 
 from emulator.pytest_plugin import fail_or_skip
 
@@ -78,28 +78,8 @@ class User:
         return self.run([self.python, "-m", "emulator.control.client.cli", *args], **extra)
 
 
-def _works_for(prefix: list[str], python: str) -> bool:
-    """Can the user exec ``python`` from one of their own processes (as the daemon's start does)?"""
-    probe = [*prefix, "sh", "-c", 'exec "$0" -c "import emulator, smartcard, xdist"', python]
-    return subprocess.run(probe, capture_output=True, cwd="/").returncode == 0
-
-
 def _python_for(prefix: list[str], where: Path) -> str:
-    if _works_for(prefix, sys.executable):
-        return sys.executable
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    base = next((p for p in (f"/usr/bin/{version}", f"/usr/local/bin/{version}") if os.access(p, os.X_OK)), None)
-    if base is None:
-        fail_or_skip(f"{sys.executable} cannot be run by another user and there is no /usr/bin/{version}")
-    venv = where / "venv"
-    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-    site_dir = next((venv / "lib").glob("python3*/site-packages"))
-    ours = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-    (site_dir / "vcard-checkout.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-    python = str(venv / "bin" / "python")
-    if not _works_for(prefix, python):
-        fail_or_skip(f"no Python interpreter this checkout's packages load in is usable by another user ({python})")
-    return python
+    return python_for_other_users(prefix, extra_probe=", xdist")
 
 
 def _processes_of(uid: int) -> list[int]:
