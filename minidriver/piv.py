@@ -416,7 +416,7 @@ class PivSession:
 
     # -- management key 9B (part 2 Appendix A.1-A.2) ------------------------------------------
     def _ga(self, algorithm: int, ref: int, body: bytes, what: str) -> bytes:
-        cmd = CommandAPDU(0x00, INS.GENERAL_AUTHENTICATE, algorithm, ref, encode_tlv(Tag.DYNAMIC_AUTH, body), 256)
+        cmd = CommandAPDU(0x00, INS.GENERAL_AUTHENTICATE, algorithm, ref, encode_tlv(Tag.DYNAMIC_AUTH, body), MAX_EXTENDED_NE)
         data = self.protocol.send(cmd, detail=what)
         return _one(data, Tag.DYNAMIC_AUTH, what) if data else b""
 
@@ -506,7 +506,7 @@ class PivSession:
         if touch_policy:
             template += encode_tlv(Tag.TOUCH_POLICY, bytes((touch_policy,)))
         cmd = CommandAPDU(
-            0x00, INS.GENERATE_ASYMMETRIC_KEY_PAIR, 0x00, slot, encode_tlv(Tag.ALGORITHM_TEMPLATE, template), 256
+            0x00, INS.GENERATE_ASYMMETRIC_KEY_PAIR, 0x00, slot, encode_tlv(Tag.ALGORITHM_TEMPLATE, template), MAX_EXTENDED_NE
         )
         data = self.protocol.send(cmd, detail=f"GENERATE in slot {slot:02X}")
         return parse_public_key(algorithm, _one(data, Tag.PUBLIC_KEY, "GENERATE"))
