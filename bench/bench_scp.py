@@ -21,43 +21,20 @@ from __future__ import annotations
 import argparse
 
 from emulator.control.client.api import VCard
-from minidriver.gp import DEFAULT_TEST_KEY, GPSession
-from minidriver.iso7816 import CommandAPDU
+from minidriver.gp import GPSession
 from minidriver.pcsc import PcscConnection
-from minidriver.scp import StaticKeys
 
-from ._harness import Stats, measure, pin_layout, private_stack, table
-
-GET_DATA_CPLC = bytes.fromhex("80CA9F7F00")
-OK = 0x9000
-KEYS = StaticKeys.same(DEFAULT_TEST_KEY, kvn=0xFF)  # the profile's factory TEST key set
-BATCHES = 5
-
-
-def _sw(response: bytes) -> int:
-    return int.from_bytes(response[-2:], "big")
-
-
-def _open_channel(transport: PcscConnection) -> int:
-    response = transport.transmit(bytes.fromhex("0070000001"))
-    if _sw(response) != OK:
-        raise RuntimeError(f"MANAGE CHANNEL answered {_sw(response):04X}")
-    return response[0]
+from ._gp import KEYS, OK, cplc_on, in_batches, open_channel, plain_cplc, select_isd
+from ._harness import Stats, pin_layout, private_stack, table
 
 
 def secure_channel(vc: VCard, n: int) -> list[Stats]:
     with PcscConnection(vc.reader_name(0)) as transport:
-        if _sw(transport.transmit(bytes.fromhex("00A4040008A00000015100000000"))) != OK:
-            raise RuntimeError("SELECT ISD failed")
-        wrapped_channel = _open_channel(transport)
+        select_isd(transport)
+        wrapped_channel = open_channel(transport)
         session = GPSession.open(transport, KEYS, level=0x33, channel=wrapped_channel)
-        handshake_channel = _open_channel(transport)  # opened from channel 0: the ISD is selected
-
-        def plain() -> None:
-            if _sw(transport.transmit(GET_DATA_CPLC)) != OK:
-                raise RuntimeError("plain GET DATA failed")
-
-        wrapped_cplc = CommandAPDU.parse(bytes((GET_DATA_CPLC[0] | wrapped_channel,)) + GET_DATA_CPLC[1:])
+        handshake_channel = open_channel(transport)  # opened from channel 0: the ISD is selected
+        wrapped_cplc = cplc_on(wrapped_channel)
 
         def wrapped() -> None:
             sw = session.transceive(wrapped_cplc).sw
@@ -72,11 +49,7 @@ def secure_channel(vc: VCard, n: int) -> list[Stats]:
             Stats("GET DATA CPLC wrapped, level 33", []),
             Stats("SCP03 handshake: IU + EA, level 33", []),
         ]
-        for _ in range(BATCHES):
-            for row, fn in zip(rows, (plain, wrapped, handshake), strict=True):
-                row.samples += measure("", fn, n=n // BATCHES, warmup=5).samples
-        return rows
-
+        return in_batches(rows, (plain_cplc(transport), wrapped, handshake), n=n)
 
 def main() -> None:
     parser = argparse.ArgumentParser()

@@ -34,54 +34,29 @@ from emulator.control.client.api import VCard
 from emulator.factory import build_card
 from emulator.profile import load_profile
 from emulator.store import MemoryStore
-from minidriver.gp import DEFAULT_TEST_KEY, GPSession
+from minidriver.gp import GPSession
 from minidriver.iso7816 import CommandAPDU
 from minidriver.pcsc import PcscConnection
-from minidriver.scp import StaticKeys
 from minidriver.scp11 import SCP11Host, SCP11Params
 
+from ._gp import KEYS, OK, SELECT_ISD, cplc_on, in_batches, open_channel, plain_cplc, select_isd, sw_of
 from ._harness import Stats, measure, pin_layout, private_stack, table
 
-GET_DATA_CPLC = bytes.fromhex("80CA9F7F00")
-SELECT_ISD = bytes.fromhex("00A4040008A00000015100000000")
-OK = 0x9000
-KEYS = StaticKeys.same(DEFAULT_TEST_KEY, kvn=0xFF)  # the profile's factory TEST key set
 SCP11B_KID, SCP11B_KVN = 0x13, 0x01  # the default profile's TEST SCP11b key
-BATCHES = 5
-
-
-def _sw(response: bytes) -> int:
-    return int.from_bytes(response[-2:], "big")
-
-
-def _open_channel(transport: PcscConnection) -> int:
-    response = transport.transmit(bytes.fromhex("0070000001"))
-    if _sw(response) != OK:
-        raise RuntimeError(f"MANAGE CHANNEL answered {_sw(response):04X}")
-    return response[0]
-
-
-def _on(channel: int) -> CommandAPDU:
-    return CommandAPDU.parse(bytes((GET_DATA_CPLC[0] | channel,)) + GET_DATA_CPLC[1:])
 
 
 def through_the_stack(vc: VCard, n: int) -> list[Stats]:
     with PcscConnection(vc.reader_name(0)) as transport:
-        if _sw(transport.transmit(SELECT_ISD)) != OK:
-            raise RuntimeError("SELECT ISD failed")
-        scp03_channel = _open_channel(transport)
+        select_isd(transport)
+        scp03_channel = open_channel(transport)
         scp03 = GPSession.open(transport, KEYS, level=0x33, channel=scp03_channel)
         pk_sd = x509.load_der_x509_certificate(scp03.certificates(SCP11B_KID, SCP11B_KVN)[-1]).public_key()
         if not isinstance(pk_sd, ec.EllipticCurvePublicKey):
             raise RuntimeError("the card's SCP11b certificate holds no EC key")
         params = SCP11Params(kid=SCP11B_KID, kvn=SCP11B_KVN, pk_sd=pk_sd)
-        scp11_channel = _open_channel(transport)  # opened from channel 0: the ISD is selected there
+        scp11_channel = open_channel(transport)  # opened from channel 0: the ISD is selected there
         scp11 = GPSession.open_scp11(transport, params, channel=scp11_channel, select=False)
-        handshake_channel = _open_channel(transport)
-
-        def plain() -> None:
-            if _sw(transport.transmit(GET_DATA_CPLC)) != OK:
-                raise RuntimeError("plain GET DATA failed")
+        handshake_channel = open_channel(transport)
 
         def wrapped(session: GPSession, cmd: CommandAPDU) -> None:
             sw = session.transceive(cmd).sw
@@ -95,9 +70,9 @@ def through_the_stack(vc: VCard, n: int) -> list[Stats]:
             GPSession.open_scp11(transport, params, channel=handshake_channel, select=False)
 
         fns = (
-            plain,
-            lambda: wrapped(scp03, _on(scp03_channel)),
-            lambda: wrapped(scp11, _on(scp11_channel)),
+            plain_cplc(transport),
+            lambda: wrapped(scp03, cplc_on(scp03_channel)),
+            lambda: wrapped(scp11, cplc_on(scp11_channel)),
             scp03_handshake,
             scp11_handshake,
         )
@@ -108,11 +83,7 @@ def through_the_stack(vc: VCard, n: int) -> list[Stats]:
             Stats("SCP03 handshake: IU + EA, level 33", []),
             Stats("SCP11b handshake: INTERNAL AUTHENTICATE", []),
         ]
-        for _ in range(BATCHES):
-            for row, fn in zip(rows, fns, strict=True):
-                row.samples += measure("", fn, n=n // BATCHES, warmup=5).samples
-        return rows
-
+        return in_batches(rows, fns, n=n)
 
 def in_process(n: int) -> list[Stats]:
     """The card and the host in one process: no pcscd, no sockets."""
@@ -133,8 +104,8 @@ def in_process(n: int) -> list[Stats]:
         t0 = time.perf_counter()
         resp = card.transmit(apdu)
         card_only.append(time.perf_counter() - t0)
-        if _sw(resp) != OK:
-            raise RuntimeError(f"INTERNAL AUTHENTICATE answered {_sw(resp):04X}")
+        if sw_of(resp) != OK:
+            raise RuntimeError(f"INTERNAL AUTHENTICATE answered {sw_of(resp):04X}")
         host.process_authenticate_response(resp[:-2])
 
     both = measure("SCP11b handshake in process (host + card)", handshake, n=n)
