@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec
 
+from ..pcsc import PcscCode, PcscError
 from .codes import MinidriverError, ScardCode
 from .types import (
     CARD_DATA_CURRENT_VERSION,
@@ -49,12 +50,12 @@ P = ParamSpec("P")
 #: pfn field name -> (version that added it, the entry point)
 FUNCTION_TABLE: dict[str, tuple[int, Callable[..., int]]] = {}
 
-#: PC/SC codes that mean "the card under this context went away" (winerror.h values)
+#: a PC/SC error under the context that means "the card went away" -> the code the caller gets
 _CARD_GONE = {
-    0x80100069: ScardCode.SCARD_W_REMOVED_CARD,
-    0x8010000C: ScardCode.SCARD_W_REMOVED_CARD,  # SCARD_E_NO_SMARTCARD
-    0x80100068: ScardCode.SCARD_W_RESET_CARD,
-    0x80100067: ScardCode.SCARD_W_RESET_CARD,  # SCARD_W_UNPOWERED_CARD
+    PcscCode.SCARD_W_REMOVED_CARD: ScardCode.SCARD_W_REMOVED_CARD,
+    PcscCode.SCARD_E_NO_SMARTCARD: ScardCode.SCARD_W_REMOVED_CARD,
+    PcscCode.SCARD_W_RESET_CARD: ScardCode.SCARD_W_RESET_CARD,
+    PcscCode.SCARD_W_UNPOWERED_CARD: ScardCode.SCARD_W_RESET_CARD,
 }
 
 
@@ -100,9 +101,8 @@ def context_of(card_data: CardData) -> MinidriverContext:
 
 
 def _card_gone_code(exc: BaseException) -> ScardCode | None:
-    code = getattr(exc, "code", None)
-    if type(exc).__name__ == "PcscError" and isinstance(code, int):
-        return _CARD_GONE.get(code & 0xFFFFFFFF)
+    if isinstance(exc, PcscError) and exc.card_gone:
+        return _CARD_GONE[PcscCode(exc.code)]
     return None
 
 
