@@ -8,8 +8,8 @@ a PC/SC client of the user's (pyscard, opensc-tool) sees the card and its
 removal, and ``vcard down`` leaves no process of the user's behind.
 
 The checkout's interpreter may sit where another user cannot exec it (a
-pyenv under /root): then the user gets a venv of the system's python of the
-same version whose site path is this checkout's virtualenv.
+pyenv under /root, a checkout in a 0700 directory): then the user gets a
+readable copy (tests/e2e/other_user.py).
 """
 
 from __future__ import annotations
@@ -78,10 +78,6 @@ class User:
         return self.run([self.python, "-m", "emulator.control.client.cli", *args], **extra)
 
 
-def _python_for(prefix: list[str], where: Path) -> str:
-    return python_for_other_users(prefix, extra_probe=", xdist")
-
-
 def _processes_of(uid: int) -> list[int]:
     """Live (not zombie) processes of ``uid``."""
     pids = []
@@ -98,18 +94,8 @@ def _processes_of(uid: int) -> list[int]:
     return pids
 
 
-@pytest.fixture(scope="module")
-def helper_dir() -> Iterator[Path]:
-    where = Path(tempfile.mkdtemp(prefix="vcard-nonroot-py-"))
-    where.chmod(0o755)
-    try:
-        yield where
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
-
-
 @pytest.fixture
-def user(helper_dir: Path) -> Iterator[User]:
+def user() -> Iterator[User]:
     """An unused uid (or the runner, when it is not root) with its own HOME and XDG_RUNTIME_DIR (0700)."""
     for tool in ("unshare", "setpriv"):
         if shutil.which(tool) is None:
@@ -121,7 +107,7 @@ def user(helper_dir: Path) -> Iterator[User]:
         if os.geteuid() == 0:
             os.chown(d, uid, uid)
     prefix = User(uid, home, "").prefix()
-    u = User(uid, home, _python_for(prefix, helper_dir))
+    u = User(uid, home, python_for_other_users(prefix, extra_probe=", xdist"))
     try:
         yield u
     finally:
