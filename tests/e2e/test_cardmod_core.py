@@ -8,10 +8,9 @@ PivSession. The last tests pull the card out mid-use and put it back.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
+from cardmod_e2e import context
 from piv_e2e import MGMT_KEY
 
 from emulator.pytest_plugin import LiveCard
@@ -27,8 +26,6 @@ from minidriver import (
     Minidriver,
     Out,
     ScardCode,
-    card_data_for_reader,
-    release,
 )
 from minidriver.cardmod.helper import reconnect
 from minidriver.cardmod.piv_map import parse_chuid
@@ -39,17 +36,6 @@ from minidriver.piv import ObjectId, PivSession
 pytestmark = pytest.mark.e2e
 PIN, PUK = b"123456", b"12345678"
 WRONG, BLOCKED = ScardCode.SCARD_W_WRONG_CHV, ScardCode.SCARD_W_CHV_BLOCKED
-
-
-@contextmanager
-def context(reader: str) -> Iterator[CardData]:
-    cd = card_data_for_reader(reader)
-    try:
-        assert CardAcquireContext(cd, 0) == 0
-        yield cd
-    finally:
-        CardDeleteContext(cd)
-        release(cd)
 
 
 def card_facts(reader: str) -> tuple[bytes, bytes]:

@@ -13,10 +13,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cardmod_e2e import context
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -27,14 +27,12 @@ from piv_e2e import MGMT_KEY, PIN
 from emulator.control.client.api import VCard
 from emulator.pytest_plugin import LiveCard
 from minidriver import (
-    CardAcquireContext,
     CardAuthenticateChallenge,
     CardAuthenticatePin,
     CardConstructDHAgreement,
     CardCreateContainer,
     CardData,
     CardDeleteContainer,
-    CardDeleteContext,
     CardDeriveKey,
     CardDestroyDHAgreement,
     CardGetChallenge,
@@ -43,8 +41,6 @@ from minidriver import (
     CardSignData,
     Out,
     ScardCode,
-    card_data_for_reader,
-    release,
 )
 from minidriver.cardmod.blobs import ecc_public_blob, parse_ecc_public_blob, parse_rsa_public_blob
 from minidriver.cardmod.crypto import CARD_PADDING_INFO_PRESENT, CARD_PADDING_OAEP, CARD_PADDING_PKCS1, CARD_PADDING_PSS
@@ -64,17 +60,6 @@ from minidriver.cardmod.types import KeySpec
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 IDX_9A, IDX_9C, IDX_9D, IDX_82 = 0, 1, 2, 4
-
-
-@contextmanager
-def context(reader: str) -> Iterator[CardData]:
-    cd = card_data_for_reader(reader)
-    try:
-        assert CardAcquireContext(cd, 0) == 0
-        yield cd
-    finally:
-        CardDeleteContext(cd)
-        release(cd)
 
 
 def admin(cd: CardData) -> None:
